@@ -1,0 +1,50 @@
+#include "accelerated/hyperbolic.h"
+
+#include <ATen/ATen.h>
+
+namespace hacm::accel {
+
+// The norm is clamped away from 0 before dividing so autograd never sees 0/0; the where() then
+// selects the exact released value (scale 1 at the origin).
+// Smallest norm we divide by; far below any norm that occurs, so results are unchanged.
+static double tiny(const at::Tensor& x) { return x.scalar_type() == at::kDouble ? 1e-300 : 1e-30; }
+
+static at::Tensor safe_norm(const at::Tensor& x, at::Tensor* is_zero) {
+  at::Tensor n = at::linalg_vector_norm(x, 2, {-1}, /*keepdim=*/true);
+  *is_zero = n.eq(0);
+  return n;
+}
+
+at::Tensor expmap_forward(const at::Tensor& x) {
+  at::Tensor zero;
+  at::Tensor n = safe_norm(x, &zero);
+  at::Tensor nc = n.clamp_min(tiny(x));
+  at::Tensor scale = at::where(zero, at::ones_like(n), at::tanh(nc) / nc);
+  return x * scale;
+}
+
+at::Tensor project_forward(const at::Tensor& y) {
+  at::Tensor zero;
+  at::Tensor n = safe_norm(y, &zero);
+  at::Tensor nc = n.clamp_min(tiny(y));
+  return at::where(n.ge(1.0), y * ((1.0 - 1e-5) / nc), y);
+}
+
+at::Tensor expmap_with_projection_forward(const at::Tensor& x) { return project_forward(expmap_forward(x)); }
+
+at::Tensor logmap_forward(const at::Tensor& y) {
+  at::Tensor zero;
+  at::Tensor n = safe_norm(y, &zero);
+  at::Tensor nc = n.clamp_min(tiny(y));
+  at::Tensor scale = at::where(zero, at::ones_like(n), at::atanh(nc) / nc);
+  return y * scale;
+}
+
+at::Tensor poincare_distance_forward(const at::Tensor& u, const at::Tensor& v, double factor) {
+  at::Tensor diff2 = (u - v).pow(2).sum(-1);
+  at::Tensor nu = 1.0 - u.pow(2).sum(-1);
+  at::Tensor nv = 1.0 - v.pow(2).sum(-1);
+  return at::acosh(1.0 + factor * diff2 / (nu * nv));
+}
+
+}  // namespace hacm::accel

@@ -1,0 +1,24 @@
+// Conversions between core NdArray (npy/npz) and LibTorch tensors, and the shared checkpoint
+// format: an npz whose member names are PyTorch state_dict names (blocks.0.attn.qkv.weight, ...).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <string>
+
+#include "core/ndarray.h"
+
+namespace hacm::accel {
+
+using StateDict = std::map<std::string, at::Tensor>;
+
+// Copy an array into a new CPU tensor of `dtype` (values converted).
+at::Tensor to_tensor(const NdArray& a, c10::ScalarType dtype);
+// Copy a tensor (any device, contiguous or not) into a heap NdArray of the same dtype
+// (float, double, int32, int64, uint8, bool).
+NdArray to_ndarray(const at::Tensor& t);
+// Every member of a checkpoint npz, converted to `dtype` (integer members keep int64).
+StateDict load_state_dict(const std::string& path, c10::ScalarType dtype);
+void save_state_dict(const std::string& path, const StateDict& sd);
+
+}  // namespace hacm::accel

@@ -1,0 +1,57 @@
+#include "accelerated/transformer.h"
+
+#include <ATen/ATen.h>
+
+#include <stdexcept>
+
+namespace hacm::accel {
+
+static const at::Tensor& param(const StateDict& sd, const std::string& name) {
+  auto it = sd.find(name);
+  if (it == sd.end()) throw std::runtime_error("missing parameter '" + name + "' in state dict");
+  return it->second;
+}
+
+at::Tensor layer_norm_forward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps) {
+  return at::layer_norm(x, {x.size(-1)}, w, b, eps);
+}
+
+at::Tensor attention_forward(const at::Tensor& x, const StateDict& sd, const std::string& prefix,
+                             int64_t heads, at::Tensor* probs_out) {
+  const int64_t B = x.size(0), N = x.size(1), d = x.size(2), hd = d / heads;
+  at::Tensor qkv = at::linear(x, param(sd, prefix + "qkv.weight"), param(sd, prefix + "qkv.bias"));
+  qkv = qkv.reshape({B, N, 3, heads, hd}).permute({2, 0, 3, 1, 4});  // [3, B, h, N, hd]
+  at::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
+  at::Tensor out;
+  if (probs_out) {
+    at::Tensor probs = at::softmax(at::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd))), -1);
+    *probs_out = probs;
+    out = at::matmul(probs, v);
+  } else {
+    // Fused kernel where available (flash / memory-efficient on CUDA, math on CPU).
+    out = at::scaled_dot_product_attention(q, k, v);
+  }
+  out = out.transpose(1, 2).reshape({B, N, d});
+  return at::linear(out, param(sd, prefix + "proj.weight"), param(sd, prefix + "proj.bias"));
+}
+
+at::Tensor block_forward(const at::Tensor& x, const StateDict& sd, const std::string& prefix, int64_t heads) {
+  at::Tensor h = layer_norm_forward(x, param(sd, prefix + "norm1.weight"), param(sd, prefix + "norm1.bias"));
+  at::Tensor y = x + attention_forward(h, sd, prefix + "attn.", heads);
+  h = layer_norm_forward(y, param(sd, prefix + "norm2.weight"), param(sd, prefix + "norm2.bias"));
+  h = at::linear(h, param(sd, prefix + "mlp.fc1.weight"), param(sd, prefix + "mlp.fc1.bias"));
+  h = at::gelu(h);  // exact erf form (approximate = "none")
+  h = at::linear(h, param(sd, prefix + "mlp.fc2.weight"), param(sd, prefix + "mlp.fc2.bias"));
+  return y + h;
+}
+
+at::Tensor patch_embed_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  const int64_t NM = x.size(0), T = x.size(1), V = x.size(2), C = x.size(3);
+  const int64_t d = weight.size(0), tp = weight.size(2), TP = T / tp;
+  // [NM, TP, tp(u), V, C] -> [NM, TP, V, C, u] so the flattened feature index is c*tp + u,
+  // the same order as the conv weight [d, C, tp, 1] flattened.
+  at::Tensor xp = x.reshape({NM, TP, tp, V, C}).permute({0, 1, 3, 4, 2}).reshape({NM, TP, V, C * tp});
+  return at::linear(xp, weight.reshape({d, C * tp}), bias);
+}
+
+}  // namespace hacm::accel

@@ -1,0 +1,28 @@
+// Transformer pieces on LibTorch tensors, twin of reference/ (same names, same argument order).
+// Parameters come from a StateDict with PyTorch's names, so checkpoints load unchanged.
+// Backward comes from autograd.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+#include "accelerated/tensor_io.h"
+
+namespace hacm::accel {
+
+// x [..., d] -> LayerNorm over the last dim with weight/bias [d].
+at::Tensor layer_norm_forward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                              double eps = 1e-5);
+// x [B, N, d] -> multi-head self-attention (qkv Linear d->3d, proj Linear d->d) [B, N, d].
+// Parameters `<prefix>qkv.weight` etc. `probs_out` (optional) receives softmax(qk^T/sqrt(hd))
+// [B, heads, N, N].
+at::Tensor attention_forward(const at::Tensor& x, const StateDict& sd, const std::string& prefix,
+                             int64_t heads, at::Tensor* probs_out = nullptr);
+// x [B, N, d] -> pre-LN block: x + attn(LN1 x), then + mlp(LN2 .) with exact-erf GELU [B, N, d].
+at::Tensor block_forward(const at::Tensor& x, const StateDict& sd, const std::string& prefix,
+                         int64_t heads);
+// x [NM, T, V, 3] -> stride-t_patch temporal patch embedding with conv weight [d, 3, t_patch, 1]
+// and bias [d]: out [NM, T/t_patch, V, d], out[n,τ,v,o] = b[o] + Σ_{u,c} W[o,c,u] x[n,t_patch·τ+u,v,c].
+at::Tensor patch_embed_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+
+}  // namespace hacm::accel
