@@ -44,7 +44,12 @@ at::Tensor poincare_distance_forward(const at::Tensor& u, const at::Tensor& v, d
   at::Tensor diff2 = (u - v).pow(2).sum(-1);
   at::Tensor nu = 1.0 - u.pow(2).sum(-1);
   at::Tensor nv = 1.0 - v.pow(2).sum(-1);
-  return at::acosh(1.0 + factor * diff2 / (nu * nv));
+  at::Tensor z = factor * diff2 / (nu * nv);
+  // arccosh is not differentiable at 1 (u = v): the double where() gives distance 0 and
+  // gradient 0 there (as the reference defines it) instead of 0 * inf = NaN.
+  at::Tensor pos = z.gt(0);
+  at::Tensor z_safe = at::where(pos, z, at::ones_like(z));
+  return at::where(pos, at::acosh(1.0 + z_safe), at::zeros_like(z));
 }
 
 }  // namespace hacm::accel
