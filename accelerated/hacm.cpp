@@ -85,8 +85,8 @@ HacmOutputs hacm_forward(const StateDict& sd, const HacmConfig& cfg, const at::T
   at::Tensor xk = x.index_select(2, index_tensor(cfg.idx_kept, dev));   // [NM,T,V,3]
   at::Tensor xn = x.index_select(2, index_tensor(cfg.idx_null, dev));   // [NM,T,7,3]
 
-  const at::Tensor& cw = param(sd, "joints_embed.proj.weight");
-  const at::Tensor& cb = param(sd, "joints_embed.proj.bias");
+  at::Tensor cw = param(sd, "joints_embed.proj.weight");
+  at::Tensor cb = param(sd, "joints_embed.proj.bias");
   at::Tensor E = patch_embed_forward(xk, cw, cb);                        // [NM,TP,V,d]
   at::Tensor En = patch_embed_forward(xn, cw, cb);                       // [NM,TP,7,d]
   at::Tensor mc = E + param(sd, "pos_embed") + param(sd, "temp_embed");  // [NM,TP,V,d]
@@ -136,7 +136,7 @@ HacmOutputs hacm_forward(const StateDict& sd, const HacmConfig& cfg, const at::T
 
   // Decoder input.
   at::Tensor y = at::linear(o.latent, param(sd, "decoder_embed.weight"), param(sd, "decoder_embed.bias"));
-  const at::Tensor& mtok = param(sd, "mask_token_t");  // [1,1,d]
+  at::Tensor mtok = param(sd, "mask_token_t");  // [1,1,d]
   at::Tensor dec;
   if (released) {
     at::Tensor seq = at::cat({y, mtok.expand({NM, L - 2 * K, d})}, 1);  // [x_t, x_s, mask...]
@@ -147,7 +147,7 @@ HacmOutputs hacm_forward(const StateDict& sd, const HacmConfig& cfg, const at::T
     // Grid slot of a group token k (time-major): τ = 2·(k div V) + g, v = k mod V.
     auto grid = [&](const at::Tensor& k, int64_t g) { return (at::floor_divide(k, V) * 2 + g) * V + k.remainder(V); };
     at::Tensor slots = at::cat({grid(sel_t.ids_keep, 0), grid(sel_s.ids_keep, 1)}, 1);  // [NM,2K]
-    at::Tensor canvas = mtok.expand({NM, L, d});
+    at::Tensor canvas = mtok.to(y.scalar_type()).expand({NM, L, d});  // autocast: y may be bf16
     dec = canvas.scatter(1, slots.unsqueeze(-1).expand({NM, 2 * K, d}), y);
     at::Tensor m = at::ones({NM, L}, o.latent.options());
     o.mask = m.scatter(1, slots, at::zeros({NM, 2 * K}, m.options()));
