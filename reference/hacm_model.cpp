@@ -1,0 +1,253 @@
+// HA-CM `released` forward loss (see hacm_model.h).
+#include "reference/hacm_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "core/error.h"
+#include "reference/hyperbolic.h"
+
+namespace hacm::ref {
+namespace {
+
+void need(bool ok, const std::string& what) {
+  if (!ok) throw std::invalid_argument(what);
+}
+
+template <class T>
+int64_t count_prefixed(const Checkpoint<T>& ck, const std::string& stem) {
+  int64_t n = 0;
+  while (ck.has(stem + std::to_string(n) + ".norm1.weight")) ++n;
+  return n;
+}
+
+// Row softmax of a [R, R] matrix in place.
+template <class T>
+void softmax_rows(MatR<T>& m) {
+  for (int64_t i = 0; i < m.rows(); ++i) {
+    const T mx = m.row(i).maxCoeff();
+    m.row(i) = (m.row(i).array() - mx).exp();
+    m.row(i) /= m.row(i).sum();
+  }
+}
+
+template <class T>
+T mse_to_identity(const MatR<T>& s) {
+  T acc = 0;
+  for (int64_t i = 0; i < s.rows(); ++i)
+    for (int64_t j = 0; j < s.cols(); ++j) {
+      const T d = s(i, j) - (i == j ? T(1) : T(0));
+      acc += d * d;
+    }
+  return acc / T(s.size());
+}
+
+}  // namespace
+
+template <class T>
+HacmWeights<T> HacmWeights<T>::load(const Checkpoint<T>& ck, HacmConfig& cfg) {
+  HacmWeights<T> w;
+  w.conv_w = ck.at("joints_embed.proj.weight");
+  if (w.conv_w.ndim() != 4 || w.conv_w.dim(3) != 1)
+    throw input_error(
+        ck.source, 0,
+        "joints_embed.proj.weight: want [D, C, tp, 1], got " + shape_str(w.conv_w.shape));
+  const int64_t D = w.conv_w.dim(0), V = int64_t(cfg.kept.size());
+  w.conv_b = ck.at("joints_embed.proj.bias", {D});
+  w.pos = ck.at("pos_embed", {1, 1, V, D});
+  w.temp = ck.at("temp_embed");
+  if (w.temp.ndim() != 4 || w.temp.dim(3) != D) ck.at("temp_embed", {1, -1, 1, D});
+  const int64_t TP = w.temp.dim(1);
+  if (cfg.depth < 0) cfg.depth = count_prefixed(ck, "blocks.");
+  if (cfg.decoder_depth < 0) cfg.decoder_depth = count_prefixed(ck, "decoder_blocks.");
+  for (int64_t i = 0; i < cfg.depth; ++i)
+    w.blocks.push_back(load_block(ck, "blocks." + std::to_string(i), D));
+  w.norm = load_layernorm(ck, "norm", D);
+  w.l1 = load_linear(ck, "l1", D);
+  w.l2 = load_linear(ck, "l2", D, w.l1.w.dim(0));
+  w.decoder_embed = load_linear(ck, "decoder_embed", D);
+  const int64_t Dd = w.decoder_embed.w.dim(0);
+  w.mask_token = ck.at("mask_token_t", {1, 1, Dd});
+  for (int64_t j = 0; j < cfg.decoder_depth; ++j)
+    w.decoder_blocks.push_back(load_block(ck, "decoder_blocks." + std::to_string(j), Dd));
+  w.decoder_norm = load_layernorm(ck, "decoder_norm", Dd);
+  w.decoder_pos = ck.at("decoder_pos_embed", {1, 1, V, Dd});
+  w.decoder_temp = ck.at("decoder_temp_embed", {1, TP, 1, Dd});
+  w.decoder_pred = load_linear(ck, "decoder_pred", Dd, w.conv_w.dim(2) * w.conv_w.dim(1));
+  if (D % cfg.heads != 0 || Dd % cfg.heads != 0)
+    throw input_error(
+        ck.source, 0,
+        "width " + std::to_string(D) + " not divisible by " + std::to_string(cfg.heads) + " heads");
+  return w;
+}
+
+template <class T>
+HacmForward<T> hacm_forward(const Tensor<T>& x5, const Tensor<T>& u_t, const Tensor<T>& u_s,
+                            const HacmWeights<T>& w, const HacmConfig& cfg,
+                            const std::vector<int64_t>* order_t,
+                            const std::vector<int64_t>* order_s) {
+  HacmForward<T> f;
+  const int64_t M = x5.dim(4);
+  Tensor<T> x = to_person_major_forward(x5);  // [NM, T, J, 3]
+  Tensor<T> xk = select_joints_forward(x, cfg.kept), xn = select_joints_forward(x, cfg.null);
+  const int64_t NM = xk.dim(0), Tn = xk.dim(1), V = xk.dim(2), C = xk.dim(3);
+  const int64_t tp = w.conv_w.dim(2), TP = Tn / tp, D = w.conv_w.dim(0);
+  need(TP == w.temp.dim(1), "hacm_forward: T/tp = " + std::to_string(TP) + " but temp_embed has " +
+                                std::to_string(w.temp.dim(1)) + " patches");
+  (void)M;
+
+  // ---- Embedding and hyperbolic map.
+  f.mc = add_pos_temp_forward(patch_embed_forward(xk, w.conv_w, w.conv_b), w.pos, w.temp);
+  f.emb_null = patch_embed_forward(xn, w.conv_w, w.conv_b);
+  Tensor<T> H = expmap_with_projection_forward(f.mc);  // [NM, TP, V, D]
+  const int64_t TE = (TP + 1) / 2, TO = TP / 2, Lt = V * TE, Ls = TO * V;
+  Tensor<T> zt({NM, Lt, D}), zs({NM, Ls, D});
+  for (int64_t n = 0; n < NM; ++n)
+    for (int64_t t = 0; t < TP; ++t)
+      for (int64_t v = 0; v < V; ++v) {
+        const T* src = H.ptr() + ((n * TP + t) * V + v) * D;
+        T* dst = (t % 2 == 0) ? zt.ptr() + (n * Lt + v * TE + t / 2) * D    // joint-major
+                              : zs.ptr() + (n * Ls + (t / 2) * V + v) * D;  // time-major
+        std::copy_n(src, D, dst);
+      }
+
+  // ---- Criteria and selection.
+  f.temporal = temporal_scores_forward(f.mc, w.l1, w.l2, cfg.logit_scale);
+  f.spatial = spatial_scores_forward(f.mc, f.emb_null, cfg.distance_factor, cfg.father_weight);
+  const int64_t Kt = int64_t(cfg.keep_ratio * double(Lt)),
+                Ks = int64_t(cfg.keep_ratio * double(Ls));
+  f.sel_t = order_t ? selection_from_order<T>(*order_t, NM, Lt, Kt)
+                    : gumbel_topk_forward(f.temporal.score, u_t, cfg.keep_ratio, cfg.temperature);
+  // Released quirk 1: the joint-major spatial score is applied to the time-major Z_s as is.
+  f.sel_s = order_s ? selection_from_order<T>(*order_s, NM, Ls, Ks)
+                    : gumbel_topk_forward(f.spatial.score, u_s, cfg.keep_ratio, cfg.temperature);
+  Tensor<T> vt = gather_tokens_forward(zt, f.sel_t.ids_keep, Kt),
+            vs = gather_tokens_forward(zs, f.sel_s.ids_keep, Ks);
+  const int64_t L = Kt + Ks, P = Lt + Ls;
+  f.enc_in = Tensor<T>({NM, L, D});
+  f.mask = Tensor<T>({NM, P});
+  f.ids_restore.resize(size_t(NM * P));
+  for (int64_t n = 0; n < NM; ++n) {
+    std::copy_n(vt.ptr() + n * Kt * D, Kt * D, f.enc_in.ptr() + n * L * D);
+    std::copy_n(vs.ptr() + n * Ks * D, Ks * D, f.enc_in.ptr() + (n * L + Kt) * D);
+    for (int64_t k = 0; k < Lt; ++k) {
+      f.mask[n * P + k] = f.sel_t.mask[n * Lt + k];
+      f.ids_restore[size_t(n * P + k)] = f.sel_t.ids_restore[size_t(n * Lt + k)];
+    }
+    for (int64_t k = 0; k < Ls; ++k) {
+      f.mask[n * P + Lt + k] = f.sel_s.mask[n * Ls + k];
+      // Released quirk 2: + Lt (the code's 18·12) although the decoder sequence is [vis_t, vis_s,
+      // mask...].
+      f.ids_restore[size_t(n * P + Lt + k)] = f.sel_s.ids_restore[size_t(n * Ls + k)] + Lt;
+    }
+  }
+
+  // ---- Encoder.
+  Tensor<T> h = f.enc_in;
+  for (const auto& b : w.blocks) h = block_forward<T>(h, b, cfg.heads, nullptr, cfg.ln_eps);
+  f.latent = layernorm_forward(h, w.norm, cfg.ln_eps);
+
+  // ---- Cross-contrast loss: a = mean of the first L/2 latents, b = the rest, g = all.
+  const int64_t half = L / 2;
+  f.cc_a = Tensor<T>({NM, D});
+  f.cc_b = Tensor<T>({NM, D});
+  f.cc_g = Tensor<T>({NM, D});
+  for (int64_t n = 0; n < NM; ++n)
+    for (int64_t d = 0; d < D; ++d) {
+      T sa = 0, sb = 0;
+      for (int64_t k = 0; k < half; ++k) sa += f.latent[(n * L + k) * D + d];
+      for (int64_t k = half; k < L; ++k) sb += f.latent[(n * L + k) * D + d];
+      f.cc_a[n * D + d] = sa / T(half);
+      f.cc_b[n * D + d] = sb / T(L - half);
+      f.cc_g[n * D + d] = (sa + sb) / T(L);
+    }
+  CMapR<T> A(f.cc_a.ptr(), NM, D), Bm(f.cc_b.ptr(), NM, D), G(f.cc_g.ptr(), NM, D);
+  MatR<T> st = Bm * G.transpose(), ss = A * G.transpose(), si = A * Bm.transpose();
+  softmax_rows(st);
+  softmax_rows(ss);
+  softmax_rows(si);
+  f.loss_cc = mse_to_identity(st) + mse_to_identity(ss) + mse_to_identity(si);
+  auto to_tensor = [NM](const MatR<T>& m) {
+    Tensor<T> t({NM, NM});
+    MapR<T>(t.ptr(), NM, NM) = m;
+    return t;
+  };
+  f.sim_t = to_tensor(st);
+  f.sim_s = to_tensor(ss);
+  f.sim_inter = to_tensor(si);
+
+  // ---- Decoder: [embed(latent), mask tokens] gathered by ids_restore onto the TP×V grid.
+  Tensor<T> e = linear_forward(f.latent, w.decoder_embed);  // [NM, L, Dd]
+  const int64_t Dd = e.dim(2);
+  Tensor<T> dx({NM, P, Dd});
+  for (int64_t n = 0; n < NM; ++n)
+    for (int64_t p = 0; p < P; ++p) {
+      const int64_t src = f.ids_restore[size_t(n * P + p)];
+      const T* from = src < L ? e.ptr() + (n * L + src) * Dd : w.mask_token.ptr();
+      std::copy_n(from, Dd, dx.ptr() + (n * P + p) * Dd);
+    }
+  dx = add_pos_temp_forward(dx.reshaped({NM, TP, V, Dd}), w.decoder_pos, w.decoder_temp)
+           .reshaped({NM, P, Dd});
+  for (const auto& b : w.decoder_blocks)
+    dx = block_forward<T>(dx, b, cfg.heads, nullptr, cfg.ln_eps);
+  f.pred = linear_forward(layernorm_forward(dx, w.decoder_norm, cfg.ln_eps), w.decoder_pred);
+
+  // ---- Target: ewp of the frame differences of the kept joints, patchified, even then odd.
+  f.motion = Tensor<T>(xk.shape);
+  for (int64_t n = 0; n < NM; ++n)
+    for (int64_t t = 0; t + 1 < Tn; ++t)
+      for (int64_t i = 0; i < V * C; ++i)
+        f.motion[(n * Tn + t) * V * C + i] =
+            xk[(n * Tn + t + 1) * V * C + i] - xk[(n * Tn + t) * V * C + i];
+  f.motion_h = expmap_with_projection_forward(f.motion);
+  const int64_t F = tp * C;
+  f.target = Tensor<T>({NM, P, F});
+  for (int64_t n = 0; n < NM; ++n)
+    for (int64_t t = 0; t < TP; ++t)
+      for (int64_t v = 0; v < V; ++v) {
+        const int64_t row = (t % 2 == 0) ? (t / 2) * V + v : TE * V + (t / 2) * V + v;
+        for (int64_t u = 0; u < tp; ++u)
+          for (int64_t c = 0; c < C; ++c)
+            f.target[(n * P + row) * F + u * C + c] =
+                f.motion_h[((n * Tn + t * tp + u) * V + v) * C + c];
+      }
+  // Released quirk 3 is implicit: pred slot p, target row p and mask p are paired by index.
+  f.target_norm = Tensor<T>(f.target.shape);
+  T num = 0, den = 0;
+  for (int64_t r = 0; r < NM * P; ++r) {
+    const T* tr = f.target.ptr() + r * F;
+    T mean = 0;
+    for (int64_t i = 0; i < F; ++i) mean += tr[i];
+    mean /= T(F);
+    T var = 0;
+    for (int64_t i = 0; i < F; ++i) var += (tr[i] - mean) * (tr[i] - mean);
+    var /= T(F - 1);  // unbiased, as torch.var
+    const T sd = std::sqrt(var + T(cfg.target_eps));
+    T l = 0;
+    for (int64_t i = 0; i < F; ++i) {
+      const T tn = (tr[i] - mean) / sd;
+      f.target_norm[r * F + i] = tn;
+      const T d = f.pred[r * F + i] - tn;
+      l += d * d;
+    }
+    num += (l / T(F)) * f.mask[r];
+    den += f.mask[r];
+  }
+  f.loss_rec = num / den;
+  f.loss = f.loss_rec + f.loss_cc;
+  return f;
+}
+
+template struct HacmWeights<float>;
+template struct HacmWeights<double>;
+template HacmForward<float> hacm_forward(const Tensor<float>&, const Tensor<float>&,
+                                         const Tensor<float>&, const HacmWeights<float>&,
+                                         const HacmConfig&, const std::vector<int64_t>*,
+                                         const std::vector<int64_t>*);
+template HacmForward<double> hacm_forward(const Tensor<double>&, const Tensor<double>&,
+                                          const Tensor<double>&, const HacmWeights<double>&,
+                                          const HacmConfig&, const std::vector<int64_t>*,
+                                          const std::vector<int64_t>*);
+
+}  // namespace hacm::ref

@@ -1,0 +1,114 @@
+// Pre-LN ViT block of HA-CM (spec §3.3), identical in encoder and decoder:
+//   x = x + proj(MHA(LN1(x)));  x = x + fc2(GELU(fc1(LN2(x))))
+// LayerNorm eps 1e-5, qkv reshaped (B, N, 3, H, C/H), softmax(q kᵀ · (C/H)^-0.5) over keys,
+// exact-erf GELU, dropouts 0. Linear weights are PyTorch's [out, in].
+#pragma once
+#include <string>
+
+#include "reference/checkpoint.h"
+#include "reference/tensor.h"
+
+namespace hacm::ref {
+
+template <class T>
+struct LinearParams {
+  Tensor<T> w;  // [out, in]
+  Tensor<T> b;  // [out] (empty = no bias)
+};
+template <class T>
+struct LayerNormParams {
+  Tensor<T> w, b;  // [C] each
+};
+template <class T>
+struct BlockParams {
+  LayerNormParams<T> norm1;
+  LinearParams<T> qkv, proj;  // qkv [3C, C], proj [C, C]
+  LayerNormParams<T> norm2;
+  LinearParams<T> fc1, fc2;  // fc1 [hidden, C], fc2 [C, hidden]
+};
+
+// Parameters from a checkpoint under `prefix` (e.g. "blocks.0"); shapes are checked against C.
+template <class T>
+LinearParams<T> load_linear(const Checkpoint<T>& ck, const std::string& prefix, int64_t in = -1,
+                            int64_t out = -1);
+template <class T>
+LayerNormParams<T> load_layernorm(const Checkpoint<T>& ck, const std::string& prefix,
+                                  int64_t C = -1);
+template <class T>
+BlockParams<T> load_block(const Checkpoint<T>& ck, const std::string& prefix, int64_t C = -1);
+// Zero tensors of the same shapes (gradient accumulators).
+template <class T>
+BlockParams<T> zeros_like(const BlockParams<T>& p);
+// Adds "prefix.norm1.weight", ... to a name -> tensor map (e.g. to export gradients).
+template <class T>
+void export_block(const BlockParams<T>& p, const std::string& prefix,
+                  std::map<std::string, Tensor<T>>& out);
+
+// ---- Linear: x [..., in] -> [..., out]
+template <class T>
+Tensor<T> linear_forward(const Tensor<T>& x, const LinearParams<T>& p);
+// x [..., in] (forward input), gout [..., out] -> gx [..., in]; g.w, g.b accumulated.
+template <class T>
+Tensor<T> linear_backward(const Tensor<T>& x, const LinearParams<T>& p, const Tensor<T>& gout,
+                          LinearParams<T>& g);
+
+// ---- LayerNorm over the last dim: x [..., C] -> [..., C]; cache gets mean and 1/std per row.
+template <class T>
+struct LayerNormCache {
+  std::vector<T> mean, rstd;  // [rows]
+};
+template <class T>
+Tensor<T> layernorm_forward(const Tensor<T>& x, const LayerNormParams<T>& p, double eps,
+                            LayerNormCache<T>* cache = nullptr);
+// x [..., C] (forward input), gout [..., C] -> gx [..., C]; g.w, g.b accumulated.
+template <class T>
+Tensor<T> layernorm_backward(const Tensor<T>& x, const LayerNormParams<T>& p,
+                             const LayerNormCache<T>& cache, const Tensor<T>& gout,
+                             LayerNormParams<T>& g);
+
+// ---- GELU (exact erf): elementwise.
+template <class T>
+Tensor<T> gelu_forward(const Tensor<T>& x);
+template <class T>
+Tensor<T> gelu_backward(const Tensor<T>& x, const Tensor<T>& gout);
+
+// ---- Multi-head self-attention: x [B, N, C] -> [B, N, C].
+template <class T>
+struct AttentionCache {
+  Tensor<T> qkv;    // [B, N, 3C]
+  Tensor<T> probs;  // [B, H, N, N] softmax(q kᵀ · scale)
+  Tensor<T> ctx;    // [B, N, C]  (P V, heads concatenated)
+};
+template <class T>
+Tensor<T> attention_forward(const Tensor<T>& x, const LinearParams<T>& qkv,
+                            const LinearParams<T>& proj, int heads,
+                            AttentionCache<T>* cache = nullptr);
+// x [B, N, C] (forward input), gout [B, N, C] -> gx [B, N, C]; g_qkv, g_proj accumulated.
+template <class T>
+Tensor<T> attention_backward(const Tensor<T>& x, const LinearParams<T>& qkv,
+                             const LinearParams<T>& proj, int heads, const AttentionCache<T>& cache,
+                             const Tensor<T>& gout, LinearParams<T>& g_qkv,
+                             LinearParams<T>& g_proj);
+
+// ---- Block: x [B, N, C] -> [B, N, C].
+template <class T>
+struct BlockCache {
+  LayerNormCache<T> ln1, ln2;
+  Tensor<T> a_in;  // LN1(x)       [B, N, C]
+  AttentionCache<T> attn;
+  Tensor<T> x1;    // x + attn     [B, N, C]
+  Tensor<T> m_in;  // LN2(x1)      [B, N, C]
+  Tensor<T> h;     // fc1(m_in)    [B, N, hidden]
+  Tensor<T> act;   // GELU(h)      [B, N, hidden]
+};
+inline constexpr double kLayerNormEps = 1e-5;
+template <class T>
+Tensor<T> block_forward(const Tensor<T>& x, const BlockParams<T>& p, int heads,
+                        BlockCache<T>* cache = nullptr, double eps = kLayerNormEps);
+// x [B, N, C] (forward input), gout [B, N, C] -> gx [B, N, C]; g accumulated.
+template <class T>
+Tensor<T> block_backward(const Tensor<T>& x, const BlockParams<T>& p, int heads,
+                         const BlockCache<T>& cache, const Tensor<T>& gout, BlockParams<T>& g,
+                         double eps = kLayerNormEps);
+
+}  // namespace hacm::ref
