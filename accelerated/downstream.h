@@ -14,6 +14,7 @@ struct EncoderConfig {
   int64_t dim = 256, heads = 8, depth = 8, t_patch = 3;
   bool hyperbolic = true;          // HA-CM maps tokens into the ball; MAMP does not
   std::vector<int64_t> idx_kept;   // empty = all 25 joints (MAMP)
+  double drop_path = 0.0;          // fine-tuning: block i drops with rate drop_path*i/(depth-1)
 };
 
 // x5 [N, 3, T, 25, M] -> tokens [N, M, T/t_patch, V, d] after the final norm.

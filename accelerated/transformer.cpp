@@ -35,14 +35,21 @@ at::Tensor attention_forward(const at::Tensor& x, const StateDict& sd, const std
   return at::linear(out, param(sd, prefix + "proj.weight"), param(sd, prefix + "proj.bias"));
 }
 
-at::Tensor block_forward(const at::Tensor& x, const StateDict& sd, const std::string& prefix, int64_t heads) {
+static at::Tensor drop_path_forward(const at::Tensor& branch, double p) {
+  if (p <= 0) return branch;
+  at::Tensor keep = at::empty({branch.size(0), 1, 1}, branch.options()).bernoulli_(1.0 - p);
+  return branch * keep / (1.0 - p);
+}
+
+at::Tensor block_forward(const at::Tensor& x, const StateDict& sd, const std::string& prefix, int64_t heads,
+                         double drop_path) {
   at::Tensor h = layer_norm_forward(x, param(sd, prefix + "norm1.weight"), param(sd, prefix + "norm1.bias"));
-  at::Tensor y = x + attention_forward(h, sd, prefix + "attn.", heads);
+  at::Tensor y = x + drop_path_forward(attention_forward(h, sd, prefix + "attn.", heads), drop_path);
   h = layer_norm_forward(y, param(sd, prefix + "norm2.weight"), param(sd, prefix + "norm2.bias"));
   h = at::linear(h, param(sd, prefix + "mlp.fc1.weight"), param(sd, prefix + "mlp.fc1.bias"));
   h = at::gelu(h);  // exact erf form (approximate = "none")
   h = at::linear(h, param(sd, prefix + "mlp.fc2.weight"), param(sd, prefix + "mlp.fc2.bias"));
-  return y + h;
+  return y + drop_path_forward(h, drop_path);
 }
 
 at::Tensor patch_embed_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {

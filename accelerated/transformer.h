@@ -19,8 +19,10 @@ at::Tensor layer_norm_forward(const at::Tensor& x, const at::Tensor& w, const at
 at::Tensor attention_forward(const at::Tensor& x, const StateDict& sd, const std::string& prefix,
                              int64_t heads, at::Tensor* probs_out = nullptr);
 // x [B, N, d] -> pre-LN block: x + attn(LN1 x), then + mlp(LN2 .) with exact-erf GELU [B, N, d].
+// drop_path > 0 (training only): each residual branch is dropped per sample with that
+// probability and the kept ones scaled by 1/(1-p) (stochastic depth, timm's DropPath).
 at::Tensor block_forward(const at::Tensor& x, const StateDict& sd, const std::string& prefix,
-                         int64_t heads);
+                         int64_t heads, double drop_path = 0.0);
 // x [NM, T, V, 3] -> stride-t_patch temporal patch embedding with conv weight [d, 3, t_patch, 1]
 // and bias [d]: out [NM, T/t_patch, V, d], out[n,τ,v,o] = b[o] + Σ_{u,c} W[o,c,u] x[n,t_patch·τ+u,v,c].
 at::Tensor patch_embed_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);

@@ -38,6 +38,10 @@ struct NdArray {
   int ndim() const { return int(shape.size()); }
   std::string shape_str() const;  // "[2,3,4]"
 
+  // Typed pointer. Views of stored members of .npz files written by numpy may be unaligned (the
+  // member sits at any file offset; ours are 64-byte aligned): unless aligned() holds, read
+  // through to_f32()/at_f64() (memcpy loads) instead.
+  bool aligned() const { return reinterpret_cast<uintptr_t>(bytes) % dtype_size(dtype) == 0; }
   template <class T> T* data() { return reinterpret_cast<T*>(bytes); }
   template <class T> const T* data() const { return reinterpret_cast<const T*>(bytes); }
 

@@ -31,7 +31,8 @@ class NpzReader {
   // Header (dtype, shape) of a member without loading its data.
   NpyHeader header(const std::string& key) const;
   // The member as an array: a view into the mapping for stored members (copy-on-write: edits stay
-  // in this process; `bytes` may be unaligned), a heap copy for deflated ones. Throws InputError naming file and key when the key is missing.
+  // in this process; `bytes` may be unaligned), a heap copy for deflated ones. Throws InputError
+  // naming file and key when the key is missing.
   NdArray get(const std::string& key) const;
   // get() plus checks: dtype (if given) and number of dimensions (if >= 0); the message names
   // file, key, expected and found.

@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("hacm-repro 0.1"));
   hacm::repro::add_prepare_command(app);
   hacm::repro::add_inspect_command(app);
+  hacm::repro::add_run_command(app);
+  hacm::repro::add_table_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,0 +1,149 @@
+#include "accelerated/train.h"
+
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+
+#include <cmath>
+#include <stdexcept>
+
+namespace hacm::accel {
+
+double cosine_lr(double e, double lr, double min_lr, double warmup, double epochs) {
+  if (e < warmup) return lr * e / warmup;
+  if (epochs <= warmup) return lr;
+  return min_lr + (lr - min_lr) * 0.5 * (1.0 + std::cos(M_PI * (e - warmup) / (epochs - warmup)));
+}
+
+static bool ends_with(const std::string& s, const std::string& t) {
+  return s.size() >= t.size() && s.compare(s.size() - t.size(), t.size(), t) == 0;
+}
+
+std::vector<ParamGroup> weight_decay_groups(const StateDict& params, double wd) {
+  ParamGroup decay{{}, wd, 1.0}, no_decay{{}, 0.0, 1.0};
+  for (const auto& [k, v] : params) {
+    if (!v.requires_grad()) continue;
+    (v.dim() == 1 || ends_with(k, ".bias") ? no_decay : decay).names.push_back(k);
+  }
+  return {decay, no_decay};
+}
+
+std::vector<ParamGroup> layer_decay_groups(const StateDict& params, double wd, double decay, int64_t depth) {
+  std::map<std::pair<int64_t, bool>, ParamGroup> groups;
+  for (const auto& [k, v] : params) {
+    if (!v.requires_grad()) continue;
+    int64_t id = depth + 1;
+    if (k.rfind("joints_embed", 0) == 0 || k == "pos_embed" || k == "temp_embed") id = 0;
+    else if (k.rfind("blocks.", 0) == 0) id = std::stoll(k.substr(7, k.find('.', 7) - 7)) + 1;
+    bool no_wd = v.dim() == 1 || ends_with(k, ".bias");
+    ParamGroup& g = groups[{id, no_wd}];
+    g.weight_decay = no_wd ? 0.0 : wd;
+    g.lr_scale = std::pow(decay, double(depth + 1 - id));
+    g.names.push_back(k);
+  }
+  std::vector<ParamGroup> out;
+  for (auto& [key, g] : groups) out.push_back(g);
+  return out;
+}
+
+void Optimizer::zero_grad() {
+  for (const auto& g : groups_)
+    for (const auto& n : g.names) {
+      at::Tensor& p = params_.at(n);
+      if (p.grad().defined()) p.mutable_grad().zero_();
+    }
+}
+
+AdamW::AdamW(StateDict& params, std::vector<ParamGroup> groups, double b1, double b2, double eps)
+    : Optimizer(params, std::move(groups)), b1_(b1), b2_(b2), eps_(eps) {
+  for (const auto& g : groups_)
+    for (const auto& n : g.names) {
+      m_[n] = at::zeros_like(params_.at(n)).detach();
+      v_[n] = at::zeros_like(params_.at(n)).detach();
+    }
+}
+
+void AdamW::step(double lr) {
+  at::NoGradGuard no_grad;
+  ++steps_;
+  const double bc1 = 1.0 - std::pow(b1_, double(steps_)), bc2 = 1.0 - std::pow(b2_, double(steps_));
+  for (const auto& g : groups_) {
+    const double glr = lr * g.lr_scale;
+    for (const auto& n : g.names) {
+      at::Tensor& p = params_.at(n);
+      if (!p.grad().defined()) continue;
+      at::Tensor grad = p.grad();
+      if (g.weight_decay != 0) p.mul_(1.0 - glr * g.weight_decay);
+      m_[n].mul_(b1_).add_(grad, 1.0 - b1_);
+      v_[n].mul_(b2_).addcmul_(grad, grad, 1.0 - b2_);
+      at::Tensor denom = (v_[n].sqrt() / std::sqrt(bc2)).add_(eps_);
+      p.addcdiv_(m_[n], denom, -glr / bc1);
+    }
+  }
+}
+
+static void save_map(const StateDict& sd, std::map<std::string, NdArray>& out, const std::string& prefix) {
+  for (const auto& [k, v] : sd) out[prefix + k] = to_ndarray(v);
+}
+static void load_map(StateDict& sd, const std::map<std::string, NdArray>& in, const std::string& prefix) {
+  for (auto& [k, v] : sd) {
+    auto it = in.find(prefix + k);
+    if (it == in.end()) throw std::runtime_error("checkpoint lacks optimiser state " + prefix + k);
+    at::NoGradGuard no_grad;
+    v.copy_(to_tensor(it->second, v.scalar_type()));
+  }
+}
+
+void AdamW::save(std::map<std::string, NdArray>& out, const std::string& prefix) const {
+  save_map(m_, out, prefix + "exp_avg.");
+  save_map(v_, out, prefix + "exp_avg_sq.");
+  out[prefix + "step"] = NdArray::from<int64_t>({}, &steps_);
+}
+void AdamW::load(const std::map<std::string, NdArray>& in, const std::string& prefix) {
+  load_map(m_, in, prefix + "exp_avg.");
+  load_map(v_, in, prefix + "exp_avg_sq.");
+  steps_ = in.at(prefix + "step").at_i64(0);
+}
+
+Sgd::Sgd(StateDict& params, std::vector<ParamGroup> groups, double momentum)
+    : Optimizer(params, std::move(groups)), mu_(momentum) {
+  for (const auto& g : groups_)
+    for (const auto& n : g.names) buf_[n] = at::zeros_like(params_.at(n)).detach();
+}
+
+void Sgd::step(double lr) {
+  at::NoGradGuard no_grad;
+  for (const auto& g : groups_)
+    for (const auto& n : g.names) {
+      at::Tensor& p = params_.at(n);
+      if (!p.grad().defined()) continue;
+      at::Tensor grad = p.grad();
+      if (g.weight_decay != 0) grad = grad + g.weight_decay * p;
+      // torch initialises the buffer with the first gradient, which equals mu*0 + g.
+      buf_[n].mul_(steps_ == 0 ? 0.0 : mu_).add_(grad);
+      p.add_(buf_[n], -lr * g.lr_scale);
+    }
+  ++steps_;
+}
+void Sgd::save(std::map<std::string, NdArray>& out, const std::string& prefix) const {
+  save_map(buf_, out, prefix + "momentum_buffer.");
+  out[prefix + "step"] = NdArray::from<int64_t>({}, &steps_);
+}
+void Sgd::load(const std::map<std::string, NdArray>& in, const std::string& prefix) {
+  load_map(buf_, in, prefix + "momentum_buffer.");
+  steps_ = in.at(prefix + "step").at_i64(0);
+}
+
+at::Tensor cross_entropy_forward(const at::Tensor& logits, const at::Tensor& labels, double smoothing) {
+  at::Tensor logp = at::log_softmax(logits.to(at::kFloat), -1);
+  at::Tensor nll = -logp.gather(1, labels.unsqueeze(1)).squeeze(1);
+  if (smoothing <= 0) return nll.mean();
+  return ((1.0 - smoothing) * nll - smoothing * logp.mean(-1)).mean();
+}
+
+int64_t topk_correct(const at::Tensor& logits, const at::Tensor& labels, int64_t k) {
+  k = std::min<int64_t>(k, logits.size(1));
+  at::Tensor top = std::get<1>(logits.topk(k, 1));
+  return top.eq(labels.unsqueeze(1)).any(1).sum().item<int64_t>();
+}
+
+}  // namespace hacm::accel

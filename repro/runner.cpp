@@ -1,0 +1,621 @@
+// Stage execution for `repro run` (accelerated backend). One function per stage kind; the
+// checkpoint of a stage holds its parameters ("<state_dict name>"), the optimiser state
+// ("optim.*") and progress ("meta.*"), so a killed run resumes where it stopped and ends with
+// the same numbers as an uninterrupted one (per-epoch shuffles and per-step draws are derived
+// from (seed, epoch, step), never from a running generator).
+#include "repro/runner.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/grad_mode.h>
+#include <torch/version.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "accelerated/downstream.h"
+#include "accelerated/hacm.h"
+#include "accelerated/mamp.h"
+#include "accelerated/train.h"
+#include "core/error.h"
+#include "core/feeder.h"
+#include "core/model_init.h"
+#include "core/npz.h"
+#include "core/prepare.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "core/skeleton.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace hacm::repro {
+
+// ---------------------------------------------------------------------------------------------
+// signals
+
+static std::atomic<bool> g_stop{false};
+static void on_signal(int) { g_stop = true; }
+bool stop_requested() { return g_stop.load(); }
+void install_signal_handlers() {
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+}
+
+namespace {
+
+using accel::StateDict;
+using Clock = std::chrono::steady_clock;
+
+
+// ---------------------------------------------------------------------------------------------
+// context
+
+struct Ctx {
+  const Protocol& p;
+  RunOptions opt;
+  at::Device dev = at::kCPU;
+  int threads = 1;
+  uint64_t seed = 0;
+  std::string seed_dir;
+};
+
+uint64_t mix(uint64_t a, uint64_t b) { return (a * 0x9e3779b97f4a7c15ULL) ^ (b + 0x632be59bd9b4e019ULL + (a << 6) + (a >> 2)); }
+
+std::vector<int64_t> permutation(int64_t n, uint64_t seed) {
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = i;
+  Rng rng(seed);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(v[size_t(i)], v[size_t(rng.below(uint64_t(i + 1)))]);
+  return v;
+}
+
+// The npz a dataset spec refers to (generating the synthetic set into the work dir once).
+std::string dataset_file(const Ctx& c, const DatasetSpec& d) {
+  if (d.kind == "npz") return d.path;
+  std::string dir = c.opt.work_dir + "/data/synthetic_" + std::to_string(d.clips) + "_" + std::to_string(d.seed);
+  std::string file = dir + (d.split == "xsub" ? "/Synthetic_XSub.npz" : "/Synthetic_XView.npz");
+  if (!fs::exists(file)) {
+    PrepareOptions po;
+    po.dataset = "synthetic";
+    po.out_dir = dir;
+    po.clips = d.clips;
+    po.seed = d.seed;
+    po.threads = c.threads;
+    po.progress = c.opt.progress;
+    prepare_synthetic(po);
+  }
+  return file;
+}
+
+FeederConfig feeder_config(const MethodSpec& m, bool vel) {
+  FeederConfig f;
+  f.window = int(m.frames);
+  f.vel = vel;
+  return f;
+}
+
+// Clips idx -> x5 [B, 3, W, 25, 2] on the device; labels [B] int64 on the device.
+at::Tensor make_batch(const Ctx& c, const Feeder& f, const std::vector<int64_t>& idx, uint64_t seed, at::Tensor* labels) {
+  const int64_t B = int64_t(idx.size()), W = f.window();
+  at::Tensor x = at::empty({B, 3, W, 25, 2}, at::kFloat);
+  std::vector<int64_t> lab(static_cast<size_t>(B));
+  f.get_batch(idx.data(), B, seed, x.data_ptr<float>(), lab.data(), c.threads);
+  if (labels) *labels = at::tensor(lab, at::TensorOptions().dtype(at::kLong)).to(c.dev);
+  return x.to(c.dev);
+}
+
+at::Tensor uniform_tensor(std::vector<int64_t> shape, uint64_t seed, const at::Device& dev) {
+  at::Tensor t = at::empty(shape, at::kFloat);
+  Rng rng(seed);
+  float* p = t.data_ptr<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(rng.uniform());
+  return t.to(dev);
+}
+
+ModelShape model_shape(const MethodSpec& m) {
+  ModelShape s;
+  s.dim = s.decoder_dim = m.dim;
+  s.depth = m.depth;
+  s.decoder_depth = m.decoder_depth;
+  s.mlp_ratio = m.mlp_ratio;
+  s.frames = m.frames;
+  s.t_patch = m.t_patch;
+  s.hacm = m.name == "hacm";
+  s.joints = s.hacm ? kKeptJoints : kNtuJoints;
+  return s;
+}
+
+StateDict to_params(const std::map<std::string, NdArray>& arrays, const at::Device& dev) {
+  StateDict sd;
+  for (const auto& [k, a] : arrays) {
+    // l1/l2 only feed argsort in the released code: they receive no gradient.
+    bool trainable = k.rfind("l1.", 0) != 0 && k.rfind("l2.", 0) != 0;
+    sd[k] = accel::to_tensor(a, at::kFloat).to(dev).set_requires_grad(trainable);
+  }
+  return sd;
+}
+
+// ---------------------------------------------------------------------------------------------
+// checkpoints: one npz, written atomically (NpzWriter renames a temporary file).
+
+struct CkptMeta {
+  int64_t epoch = 0;        // epochs completed
+  int64_t step = 0;         // steps completed in epoch `epoch` (a checkpoint taken on a signal)
+  double partial_sum = 0;   // loss sum of those steps
+  json curves = json::object();
+};
+
+void save_checkpoint(const std::string& path, const StateDict& params, const accel::Optimizer& opt,
+                     const CkptMeta& meta) {
+  std::map<std::string, NdArray> out;
+  for (const auto& [k, v] : params) out[k] = accel::to_ndarray(v);
+  opt.save(out, "optim.");
+  out["meta.epoch"] = NdArray::from<int64_t>({}, &meta.epoch);
+  out["meta.step"] = NdArray::from<int64_t>({}, &meta.step);
+  out["meta.partial_sum"] = NdArray::from<double>({}, &meta.partial_sum);
+  std::string js = meta.curves.dump();
+  out["meta.curves_json"] = NdArray::from<uint8_t>({int64_t(js.size())}, reinterpret_cast<const uint8_t*>(js.data()));
+  npz_save(path, out);
+}
+
+bool load_checkpoint(const std::string& path, StateDict& params, accel::Optimizer& opt, CkptMeta& meta) {
+  if (!fs::exists(path)) return false;
+  std::map<std::string, NdArray> in = npz_load(path);
+  at::NoGradGuard no_grad;
+  for (auto& [k, v] : params) {
+    auto it = in.find(k);
+    if (it == in.end()) throw InputError(path + ": checkpoint lacks parameter " + k);
+    v.copy_(accel::to_tensor(it->second, v.scalar_type()));
+  }
+  opt.load(in, "optim.");
+  meta.epoch = in.at("meta.epoch").at_i64(0);
+  meta.step = in.at("meta.step").at_i64(0);
+  meta.partial_sum = in.at("meta.partial_sum").at_f64(0);
+  const NdArray& cj = in.at("meta.curves_json");
+  meta.curves = json::parse(std::string(reinterpret_cast<const char*>(cj.bytes), size_t(cj.numel())));
+  return true;
+}
+
+std::string fmt(const char* f, double a) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, a);
+  return b;
+}
+
+void check_finite(double loss, const std::string& stage, int64_t epoch, int64_t step, const std::string& ckpt) {
+  if (std::isfinite(loss)) return;
+  throw std::runtime_error(stage + ": loss became " + (std::isnan(loss) ? "NaN" : "Inf") + " at epoch " +
+                           std::to_string(epoch) + " step " + std::to_string(step) +
+                           "; stopped. The last good checkpoint is kept: " + ckpt);
+}
+
+// ---------------------------------------------------------------------------------------------
+// pretraining
+
+json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict& params) {
+  const MethodSpec& m = c.p.method;
+  Feeder train(dataset_file(c, c.p.dataset), "train", feeder_config(m, s.vel), true);
+  params = to_params(init_pretrain_params(model_shape(m), c.seed), c.dev);
+  accel::AdamW opt(params, accel::weight_decay_groups(params, s.weight_decay), s.beta1, s.beta2);
+  const int64_t B = std::min<int64_t>(s.batch_size, train.size());
+  const int64_t steps = train.size() / B;  // drop_last, as the authors
+  if (steps == 0) throw InputError(c.p.path + ": pretrain batch_size larger than the training set");
+  const std::string ckpt = c.seed_dir + "/" + tag + ".ckpt.npz";
+  CkptMeta meta;
+  if (load_checkpoint(ckpt, params, opt, meta))
+    std::fprintf(stderr, "[%s] resuming from %s (%lld epochs + %lld steps done)\n", tag.c_str(), ckpt.c_str(),
+                 (long long)meta.epoch, (long long)meta.step);
+  if (!meta.curves.contains("loss")) meta.curves["loss"] = json::array();
+
+  accel::HacmConfig hc;
+  hc.dim = m.dim, hc.heads = m.heads, hc.depth = m.depth, hc.decoder_depth = m.decoder_depth, hc.t_patch = m.t_patch;
+  hc.variant = m.variant, hc.keep_ratio = m.keep_ratio, hc.temperature = m.temperature, hc.dist_factor = m.dist_factor;
+  accel::MampConfig mc;
+  mc.dim = m.dim, mc.heads = m.heads, mc.depth = m.depth, mc.decoder_depth = m.decoder_depth, mc.t_patch = m.t_patch;
+  mc.mask_ratio = m.mask_ratio, mc.tau = m.tau;
+  const int64_t TPh = m.frames / m.t_patch / 2, Lg = TPh * kKeptJoints, Lm = (m.frames / m.t_patch) * kNtuJoints;
+
+  auto t0 = Clock::now();
+  for (int64_t e = meta.epoch; e < s.epochs; ++e) {
+    std::vector<int64_t> order = permutation(train.size(), mix(c.seed, 1000 + e));
+    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps, c.opt.progress);
+    double sum = meta.partial_sum;
+    const int64_t first = meta.step;
+    bar.tick(first);
+    for (int64_t it = first; it < steps; ++it) {
+      if (stop_requested()) {  // checkpoint mid-epoch; the resumed run continues at this step
+        bar.finish();
+        meta.step = it;
+        meta.partial_sum = sum;
+        save_checkpoint(ckpt, params, opt, meta);
+        std::fprintf(stderr, "[%s] stopped by signal; checkpoint written to %s\n", tag.c_str(), ckpt.c_str());
+        throw RunStopped();
+      }
+      std::vector<int64_t> idx(order.begin() + it * B, order.begin() + (it + 1) * B);
+      uint64_t step_seed = mix(mix(c.seed, 2000 + e), uint64_t(it));
+      at::Tensor x5 = make_batch(c, train, idx, step_seed, nullptr);
+      double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr, s.warmup_epochs, double(s.epochs));
+      opt.zero_grad();
+      at::Tensor loss;
+      if (m.name == "hacm") {
+        at::Tensor Ut = uniform_tensor({2 * B, Lg}, mix(step_seed, 1), c.dev);
+        at::Tensor Us = uniform_tensor({2 * B, Lg}, mix(step_seed, 2), c.dev);
+        loss = accel::hacm_forward(params, hc, x5, Ut, Us).loss;
+      } else {
+        loss = accel::mamp_forward(params, mc, x5, uniform_tensor({2 * B, Lm}, mix(step_seed, 1), c.dev)).loss;
+      }
+      loss.backward();
+      double l = loss.item<double>();
+      check_finite(l, tag, e, it, ckpt);
+      opt.step(lr);
+      sum += l;
+      bar.set_note("loss " + fmt("%.4f", l) + " lr " + fmt("%.2e", lr));
+      bar.tick();
+    }
+    bar.finish();
+    meta.curves["loss"].push_back(sum / double(steps));
+    meta.epoch = e + 1;
+    meta.step = 0;
+    meta.partial_sum = 0;
+    bool last = e + 1 == s.epochs;
+    if (last || (s.checkpoint_every > 0 && (e + 1) % s.checkpoint_every == 0)) save_checkpoint(ckpt, params, opt, meta);
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  return json{{"kind", "pretrain"}, {"epochs", s.epochs}, {"batch_size", B}, {"steps_per_epoch", steps},
+              {"final_loss", meta.curves["loss"].empty() ? json(nullptr) : meta.curves["loss"].back()},
+              {"curves", meta.curves}, {"wall_s", secs}, {"checkpoint", ckpt}};
+}
+
+// ---------------------------------------------------------------------------------------------
+// downstream: linear probe and fine-tuning
+
+accel::EncoderConfig encoder_config(const MethodSpec& m) {
+  accel::EncoderConfig ec;
+  ec.dim = m.dim, ec.heads = m.heads, ec.depth = m.depth, ec.t_patch = m.t_patch;
+  ec.hyperbolic = m.name == "hacm";
+  if (m.name == "hacm") ec.idx_kept.assign(hacm_kept_joints().begin(), hacm_kept_joints().end());
+  return ec;
+}
+
+// Encoder parameters: from the pretraining result, or a fresh random init (seeded).
+StateDict encoder_params(const Ctx& c, const StateDict* pretrained, uint64_t init_seed) {
+  StateDict src = pretrained ? *pretrained : to_params(init_pretrain_params(model_shape(c.p.method), init_seed), c.dev);
+  StateDict enc;
+  for (const auto& [k, v] : src) {
+    bool keep = k.rfind("joints_embed.", 0) == 0 || k == "pos_embed" || k == "temp_embed" ||
+                k.rfind("blocks.", 0) == 0 || k.rfind("norm.", 0) == 0;
+    if (keep) enc[k] = v.detach().clone();
+  }
+  return enc;
+}
+
+struct EvalResult {
+  double top1 = 0, top5 = 0;
+};
+
+json finish_eval(json curves, const std::vector<EvalResult>& evals, const char* kind, double secs,
+                 const json& extra = json::object()) {
+  json r = {{"kind", kind}, {"curves", curves}, {"wall_s", secs}};
+  if (!evals.empty()) {
+    double mx = 0;
+    for (const auto& e : evals) mx = std::max(mx, e.top1);
+    r["top1_final"] = evals.back().top1;
+    r["top5_final"] = evals.back().top5;
+    r["top1_max"] = mx;
+    r["top1_max_note"] = "best epoch on the test set (the authors' convention; no validation split)";
+  }
+  for (auto it = extra.begin(); it != extra.end(); ++it) r[it.key()] = it.value();
+  return r;
+}
+
+json run_linear(Ctx& c, const StageSpec& s, const std::string& tag, const StateDict* pretrained) {
+  const MethodSpec& m = c.p.method;
+  std::string file = dataset_file(c, c.p.dataset);
+  Feeder train(file, "train", feeder_config(m, s.vel), true);
+  Feeder test(file, "test", feeder_config(m, s.vel), false);
+  StateDict enc = encoder_params(c, pretrained, mix(c.seed, 77));
+  for (auto& [k, v] : enc) v.set_requires_grad(false);
+  accel::EncoderConfig ec = encoder_config(m);
+  const int64_t C = train.num_classes(), d = m.dim;
+  // Head: BatchNorm1d(d, affine=False, eps 1e-6) + fc with trunc-normal(0.01) weight, zero bias.
+  StateDict head;
+  {
+    at::Tensor w = at::empty({C, d}, at::kFloat);
+    Rng rng(mix(c.seed, 88));
+    for (int64_t i = 0; i < w.numel(); ++i) w.data_ptr<float>()[i] = float(std::fmax(-2, std::fmin(2, rng.normal(0, 0.01))));
+    head["fc.weight"] = w.to(c.dev).set_requires_grad(true);
+    head["fc.bias"] = at::zeros({C}, at::TensorOptions().device(c.dev)).set_requires_grad(true);
+    head["bn.running_mean"] = at::zeros({d}, at::TensorOptions().device(c.dev));
+    head["bn.running_var"] = at::ones({d}, at::TensorOptions().device(c.dev));
+  }
+  accel::Sgd opt(head, {accel::ParamGroup{{"fc.weight", "fc.bias"}, s.weight_decay, 1.0}}, s.momentum);
+  const int64_t B = std::min<int64_t>(s.batch_size, train.size());
+  const int64_t steps = train.size() / B;
+  auto features = [&](const Feeder& f, const std::vector<int64_t>& idx, uint64_t seed, at::Tensor* labels) {
+    at::NoGradGuard no_grad;
+    return accel::linprobe_features_forward(accel::downstream_encoder_forward(enc, ec, make_batch(c, f, idx, seed, labels)));
+  };
+  // Test features are deterministic (centre crop): computed once.
+  std::vector<at::Tensor> test_feat, test_lab;
+  {
+    Progress bar(tag + " test features", (test.size() + B - 1) / B, c.opt.progress);
+    for (int64_t i = 0; i < test.size(); i += B) {
+      std::vector<int64_t> idx;
+      for (int64_t j = i; j < std::min(test.size(), i + B); ++j) idx.push_back(j);
+      at::Tensor lab;
+      test_feat.push_back(features(test, idx, 0, &lab));
+      test_lab.push_back(lab);
+      bar.tick();
+    }
+  }
+  auto evaluate = [&]() {
+    at::NoGradGuard no_grad;
+    int64_t c1 = 0, c5 = 0, n = 0;
+    for (size_t i = 0; i < test_feat.size(); ++i) {
+      at::Tensor logits = accel::linprobe_head_forward(test_feat[i], head, "fc.", "bn.", false);
+      c1 += accel::topk_correct(logits, test_lab[i], 1);
+      c5 += accel::topk_correct(logits, test_lab[i], 5);
+      n += test_lab[i].size(0);
+    }
+    return EvalResult{100.0 * double(c1) / double(n), 100.0 * double(c5) / double(n)};
+  };
+  json curves = {{"loss", json::array()}, {"top1", json::array()}, {"top5", json::array()}};
+  std::vector<EvalResult> evals;
+  auto t0 = Clock::now();
+  for (int64_t e = 0; e < s.epochs; ++e) {
+    std::vector<int64_t> order = permutation(train.size(), mix(c.seed, 3000 + e));
+    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps, c.opt.progress);
+    double sum = 0;
+    for (int64_t it = 0; it < steps; ++it) {
+      if (stop_requested()) throw RunStopped();
+      std::vector<int64_t> idx(order.begin() + it * B, order.begin() + (it + 1) * B);
+      at::Tensor lab;
+      at::Tensor feat = features(train, idx, mix(mix(c.seed, 4000 + e), uint64_t(it)), &lab);
+      double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr, s.warmup_epochs, double(s.epochs));
+      opt.zero_grad();
+      // BN in train mode: batch statistics, running stats updated with momentum 0.1.
+      at::Tensor h = at::batch_norm(feat, {}, {}, head["bn.running_mean"], head["bn.running_var"], true, 0.1, 1e-6, false);
+      at::Tensor logits = at::linear(h, head["fc.weight"], head["fc.bias"]);
+      at::Tensor loss = accel::cross_entropy_forward(logits, lab, 0.0);
+      loss.backward();
+      double l = loss.item<double>();
+      check_finite(l, tag, e, it, "(linear probe keeps no checkpoint)");
+      opt.step(lr);
+      sum += l;
+      bar.set_note("loss " + fmt("%.4f", l));
+      bar.tick();
+    }
+    bar.finish();
+    curves["loss"].push_back(sum / double(steps));
+    if ((e + 1) % s.eval_every == 0 || e + 1 == s.epochs) {
+      EvalResult r = evaluate();
+      evals.push_back(r);
+      curves["top1"].push_back(r.top1);
+      curves["top5"].push_back(r.top5);
+      std::fprintf(stderr, "[%s] epoch %lld: test top-1 %.2f %%, top-5 %.2f %%\n", tag.c_str(), (long long)e + 1, r.top1, r.top5);
+    }
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  return finish_eval(curves, evals, "linear", secs,
+                     {{"encoder", pretrained ? "pretrained" : "random init"}, {"batch_size", B}, {"epochs", s.epochs}});
+}
+
+json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const StateDict* pretrained) {
+  const MethodSpec& m = c.p.method;
+  const DatasetSpec& ds = s.has_dataset ? s.dataset : c.p.dataset;
+  std::string file = dataset_file(c, ds);
+  Feeder train(file, "train", feeder_config(m, s.vel), true);
+  Feeder test(file, "test", feeder_config(m, s.vel), false);
+  // Semi-supervised subset: drawn once from the protocol seed, class-agnostic, recorded.
+  std::vector<int64_t> pool(static_cast<size_t>(train.size()));
+  for (int64_t i = 0; i < train.size(); ++i) pool[size_t(i)] = i;
+  json extra = json::object();
+  if (s.kind == "semi") {
+    std::vector<int64_t> perm = permutation(train.size(), mix(c.seed, 5000));
+    int64_t n = std::max<int64_t>(1, int64_t(double(train.size()) * s.fraction));
+    pool.assign(perm.begin(), perm.begin() + n);
+    extra["subset_size"] = n;
+    extra["subset_ids"] = pool;
+  }
+  StateDict params = encoder_params(c, s.from == "pretrain" ? pretrained : nullptr, mix(c.seed, 99));
+  for (auto& [k, v] : params) v.set_requires_grad(true);
+  accel::EncoderConfig ec = encoder_config(m);
+  const int64_t C = train.num_classes(), V = ec.idx_kept.empty() ? kNtuJoints : int64_t(ec.idx_kept.size());
+  const int64_t in = V * m.dim, hidden = 2048;
+  {
+    Rng rng(mix(c.seed, 111));
+    auto xavier = [&](int64_t o, int64_t i) {
+      at::Tensor w = at::empty({o, i}, at::kFloat);
+      double b = std::sqrt(6.0 / double(o + i));
+      for (int64_t j = 0; j < w.numel(); ++j) w.data_ptr<float>()[j] = float(rng.uniform(-b, b));
+      return w.to(c.dev).set_requires_grad(true);
+    };
+    auto opts = at::TensorOptions().device(c.dev);
+    params["head.fc1.weight"] = xavier(hidden, in);
+    params["head.fc1.bias"] = at::zeros({hidden}, opts).set_requires_grad(true);
+    params["head.bn.weight"] = at::ones({hidden}, opts).set_requires_grad(true);
+    params["head.bn.bias"] = at::zeros({hidden}, opts).set_requires_grad(true);
+    params["head.bn.running_mean"] = at::zeros({hidden}, opts);
+    params["head.bn.running_var"] = at::ones({hidden}, opts);
+    params["head.fc2.weight"] = xavier(C, hidden);
+    params["head.fc2.bias"] = at::zeros({C}, opts).set_requires_grad(true);
+  }
+  accel::AdamW opt(params, accel::layer_decay_groups(params, s.weight_decay, s.layer_decay, m.depth), s.beta1, s.beta2);
+  at::manual_seed(int64_t(mix(c.seed, 222) >> 1));  // dropout / drop-path masks (torch generator, seeded from ours)
+  const int64_t N = int64_t(pool.size()), B = std::min<int64_t>(s.batch_size, N);
+  const int64_t steps = std::max<int64_t>(1, N / B);
+  auto evaluate = [&]() {
+    at::NoGradGuard no_grad;
+    accel::EncoderConfig eval_cfg = ec;
+    eval_cfg.drop_path = 0;
+    int64_t c1 = 0, c5 = 0;
+    for (int64_t i = 0; i < test.size(); i += B) {
+      std::vector<int64_t> idx;
+      for (int64_t j = i; j < std::min(test.size(), i + B); ++j) idx.push_back(j);
+      at::Tensor lab;
+      at::Tensor tok = accel::downstream_encoder_forward(params, eval_cfg, make_batch(c, test, idx, 0, &lab));
+      at::Tensor logits = accel::finetune_head_forward(tok, params, "head.", false, 0.0);
+      c1 += accel::topk_correct(logits, lab, 1);
+      c5 += accel::topk_correct(logits, lab, 5);
+    }
+    return EvalResult{100.0 * double(c1) / double(test.size()), 100.0 * double(c5) / double(test.size())};
+  };
+  json curves = {{"loss", json::array()}, {"top1", json::array()}, {"top5", json::array()}};
+  std::vector<EvalResult> evals;
+  accel::EncoderConfig train_cfg = ec;
+  train_cfg.drop_path = s.drop_path;
+  auto t0 = Clock::now();
+  for (int64_t e = 0; e < s.epochs; ++e) {
+    std::vector<int64_t> order = permutation(N, mix(c.seed, 6000 + e));
+    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps, c.opt.progress);
+    double sum = 0;
+    for (int64_t it = 0; it < steps; ++it) {
+      if (stop_requested()) throw RunStopped();
+      std::vector<int64_t> idx;
+      for (int64_t j = it * B; j < std::min(N, (it + 1) * B); ++j) idx.push_back(pool[size_t(order[size_t(j)])]);
+      at::Tensor lab;
+      at::Tensor x5 = make_batch(c, train, idx, mix(mix(c.seed, 7000 + e), uint64_t(it)), &lab);
+      double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr, s.warmup_epochs, double(s.epochs));
+      opt.zero_grad();
+      at::Tensor tok = accel::downstream_encoder_forward(params, train_cfg, x5);
+      at::Tensor logits = accel::finetune_head_forward(tok, params, "head.", true, s.dropout);
+      at::Tensor loss = accel::cross_entropy_forward(logits, lab, s.label_smoothing);
+      loss.backward();
+      double l = loss.item<double>();
+      check_finite(l, tag, e, it, "(fine-tuning keeps no checkpoint)");
+      opt.step(lr);
+      sum += l;
+      bar.set_note("loss " + fmt("%.4f", l));
+      bar.tick();
+    }
+    bar.finish();
+    curves["loss"].push_back(sum / double(steps));
+    if ((e + 1) % s.eval_every == 0 || e + 1 == s.epochs) {
+      EvalResult r = evaluate();
+      evals.push_back(r);
+      curves["top1"].push_back(r.top1);
+      curves["top5"].push_back(r.top5);
+      std::fprintf(stderr, "[%s] epoch %lld: test top-1 %.2f %%, top-5 %.2f %%\n", tag.c_str(), (long long)e + 1, r.top1, r.top5);
+    }
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  extra["from"] = s.from;
+  extra["batch_size"] = B;
+  extra["epochs"] = s.epochs;
+  if (s.has_dataset) extra["dataset"] = file;
+  return finish_eval(curves, evals, s.kind.c_str(), secs, extra);
+}
+
+std::string git_commit() {
+  std::string cmd = std::string("git -C '") + HACM_SOURCE_DIR + "' rev-parse --short HEAD 2>/dev/null";
+  std::string out;
+  if (FILE* f = ::popen(cmd.c_str(), "r")) {
+    char buf[128];
+    while (std::fgets(buf, sizeof buf, f)) out += buf;
+    ::pclose(f);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out.empty() ? "unknown" : out;
+}
+
+void write_json_atomic(const std::string& path, const json& j) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp);
+    f << j.dump(2) << "\n";
+    if (!f) throw std::runtime_error("cannot write " + tmp);
+  }
+  fs::rename(tmp, path);
+}
+
+}  // namespace
+
+json run_protocol(const Protocol& p, const RunOptions& opt_in) {
+  RunOptions opt = opt_in;
+  if (opt.work_dir.empty()) opt.work_dir = "runs/" + p.name;
+  if (opt.results_dir.empty()) opt.results_dir = "results/" + p.name;
+  if (p.backend == "reference")
+    throw InputError(p.path + ": backend: training with the reference backend is not available yet "
+                     "(its full-model backward is in progress); use \"accelerated\"");
+  Ctx c{p, opt};
+  if (p.device == "cuda" && !at::hasCUDA()) throw InputError(p.path + ": device: \"cuda\" requested but no GPU is present");
+  c.dev = (p.device == "cuda" || (p.device == "auto" && at::hasCUDA())) ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+  c.threads = p.threads > 0 ? p.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  if (c.dev.is_cpu()) at::set_num_threads(c.threads);
+  if (c.dev.is_cuda()) {
+    at::globalContext().setAllowTF32CuBLAS(false);  // fp32 as the authors trained
+    at::globalContext().setAllowTF32CuDNN(false);
+  }
+  fs::create_directories(opt.work_dir);
+  install_signal_handlers();
+
+  json result = {{"protocol", p.name}, {"protocol_file", p.path}, {"protocol_sha256", p.sha256},
+                 {"protocol_json", p.raw}, {"git_commit", git_commit()}, {"backend", p.backend},
+                 {"device", c.dev.is_cuda() ? "cuda" : "cpu"}, {"threads", c.threads},
+                 {"versions", {{"torch", TORCH_VERSION}}}, {"seeds", p.seeds}, {"runs", json::array()}};
+  auto t_all = Clock::now();
+  for (uint64_t seed : p.seeds) {
+    c.seed = seed;
+    c.seed_dir = opt.work_dir + "/seed" + std::to_string(seed);
+    fs::create_directories(c.seed_dir);
+    json run = {{"seed", seed}, {"stages", json::array()}};
+    StateDict pretrained;
+    bool have_pretrained = false;
+    for (size_t i = 0; i < p.stages.size(); ++i) {
+      const StageSpec& s = p.stages[i];
+      std::string tag = "stage" + std::to_string(i) + "_" + s.kind;
+      std::string done = c.seed_dir + "/" + tag + ".result.json";
+      json r;
+      if (fs::exists(done) && s.kind != "pretrain") {
+        std::ifstream f(done);
+        r = json::parse(f);
+        std::fprintf(stderr, "[%s] already done (%s)\n", tag.c_str(), done.c_str());
+      } else if (s.kind == "pretrain") {
+        r = run_pretrain(c, s, tag, pretrained);
+        have_pretrained = true;
+      } else if (s.kind == "linear") {
+        r = run_linear(c, s, tag, have_pretrained ? &pretrained : nullptr);
+        if (p.random_baseline) r["linear_random"] = run_linear(c, s, tag + "_random", nullptr);
+      } else {
+        r = run_finetune(c, s, tag, have_pretrained ? &pretrained : nullptr);
+      }
+      write_json_atomic(done, r);
+      run["stages"].push_back(r);
+    }
+    result["runs"].push_back(run);
+  }
+  result["wall_s"] = std::chrono::duration<double>(Clock::now() - t_all).count();
+  // Summary over seeds (mean ± std of each evaluation stage's final and max top-1).
+  json summary = json::array();
+  for (size_t i = 0; i < p.stages.size(); ++i) {
+    if (p.stages[i].kind == "pretrain") continue;
+    for (const char* key : {"top1_final", "top1_max", "top5_final"}) {
+      std::vector<double> v;
+      for (const auto& run : result["runs"])
+        if (run["stages"][i].contains(key)) v.push_back(run["stages"][i][key].get<double>());
+      if (v.empty()) continue;
+      double mean = 0, var = 0;
+      for (double x : v) mean += x;
+      mean /= double(v.size());
+      for (double x : v) var += (x - mean) * (x - mean);
+      double sd = v.size() > 1 ? std::sqrt(var / double(v.size() - 1)) : 0.0;
+      summary.push_back({{"stage", i}, {"kind", p.stages[i].kind}, {"metric", key}, {"mean", mean}, {"std", sd}, {"n", v.size()}});
+    }
+  }
+  result["summary"] = summary;
+  std::string run_id = p.name + "-" + result["git_commit"].get<std::string>();
+  write_json_atomic(opt.results_dir + "/" + run_id + ".json", result);
+  result["result_file"] = opt.results_dir + "/" + run_id + ".json";
+  return result;
+}
+
+}  // namespace hacm::repro
