@@ -31,6 +31,16 @@ Checkpoint<T> load_checkpoint(const std::string& path) {
 }
 
 template <class T>
+Checkpoint<T> checkpoint_from_arrays(const std::map<std::string, NdArray>& arrays,
+                                     const std::string& source) {
+  Checkpoint<T> ck;
+  ck.source = source;
+  for (const auto& [k, a] : arrays)
+    if (a.dtype == DType::f4 || a.dtype == DType::f8) ck.tensors.emplace(k, from_ndarray<T>(a));
+  return ck;
+}
+
+template <class T>
 void save_checkpoint(const std::string& path, const Checkpoint<T>& ck) {
   NpzWriter w(path);
   for (const auto& [name, t] : ck.tensors) {
@@ -44,6 +54,10 @@ template struct Checkpoint<float>;
 template struct Checkpoint<double>;
 template Checkpoint<float> load_checkpoint(const std::string&);
 template Checkpoint<double> load_checkpoint(const std::string&);
+template Checkpoint<float> checkpoint_from_arrays(const std::map<std::string, NdArray>&,
+                                                  const std::string&);
+template Checkpoint<double> checkpoint_from_arrays(const std::map<std::string, NdArray>&,
+                                                   const std::string&);
 template void save_checkpoint(const std::string&, const Checkpoint<float>&);
 template void save_checkpoint(const std::string&, const Checkpoint<double>&);
 

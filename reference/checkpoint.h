@@ -24,6 +24,10 @@ struct Checkpoint {
 // Loads every floating member of an npz (float32 or float64 in the file, converted to T).
 template <class T>
 Checkpoint<T> load_checkpoint(const std::string& path);
+// Floating arrays of a name -> array map (e.g. core/model_init.h's initial weights), as T.
+template <class T>
+Checkpoint<T> checkpoint_from_arrays(const std::map<std::string, NdArray>& arrays,
+                                     const std::string& source = "<memory>");
 // Writes float32 members (the shared on-disk precision), atomically (NpzWriter's rename).
 template <class T>
 void save_checkpoint(const std::string& path, const Checkpoint<T>& ckpt);

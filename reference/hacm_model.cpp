@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "reference/hyperbolic.h"
+#include "reference/recon_loss.h"
 
 namespace hacm::ref {
 namespace {
@@ -82,71 +83,179 @@ HacmWeights<T> HacmWeights<T>::load(const Checkpoint<T>& ck, HacmConfig& cfg) {
   return w;
 }
 
+bool HacmConfig::corrected() const {
+  if (variant == "corrected") return true;
+  need(variant == "released", "unknown HA-CM variant '" + variant + "' (released | corrected)");
+  return false;
+}
+
+template <class T>
+HacmWeights<T> HacmWeights<T>::zeros_like() const {
+  HacmWeights<T> z = *this;
+  for (auto& [name, t] : z.named()) std::fill(t->data.begin(), t->data.end(), T(0));
+  return z;
+}
+
+template <class T>
+std::vector<std::pair<std::string, Tensor<T>*>> HacmWeights<T>::named() {
+  std::vector<std::pair<std::string, Tensor<T>*>> r;
+  auto add = [&r](const std::string& n, Tensor<T>& t) { r.emplace_back(n, &t); };
+  auto add_lin = [&](const std::string& n, LinearParams<T>& p) {
+    add(n + ".weight", p.w);
+    if (p.b.numel()) add(n + ".bias", p.b);
+  };
+  auto add_ln = [&](const std::string& n, LayerNormParams<T>& p) {
+    add(n + ".weight", p.w);
+    add(n + ".bias", p.b);
+  };
+  auto add_block = [&](const std::string& n, BlockParams<T>& b) {
+    add_ln(n + ".norm1", b.norm1);
+    add_lin(n + ".attn.qkv", b.qkv);
+    add_lin(n + ".attn.proj", b.proj);
+    add_ln(n + ".norm2", b.norm2);
+    add_lin(n + ".mlp.fc1", b.fc1);
+    add_lin(n + ".mlp.fc2", b.fc2);
+  };
+  add("joints_embed.proj.weight", conv_w);
+  add("joints_embed.proj.bias", conv_b);
+  add("pos_embed", pos);
+  add("temp_embed", temp);
+  for (size_t i = 0; i < blocks.size(); ++i) add_block("blocks." + std::to_string(i), blocks[i]);
+  add_ln("norm", norm);
+  add_lin("l1", l1);
+  add_lin("l2", l2);
+  add_lin("decoder_embed", decoder_embed);
+  add("mask_token_t", mask_token);
+  for (size_t j = 0; j < decoder_blocks.size(); ++j)
+    add_block("decoder_blocks." + std::to_string(j), decoder_blocks[j]);
+  add_ln("decoder_norm", decoder_norm);
+  add("decoder_pos_embed", decoder_pos);
+  add("decoder_temp_embed", decoder_temp);
+  add_lin("decoder_pred", decoder_pred);
+  return r;
+}
+
+template <class T>
+std::vector<std::pair<std::string, const Tensor<T>*>> HacmWeights<T>::named() const {
+  std::vector<std::pair<std::string, const Tensor<T>*>> r;
+  for (auto& [n, t] : const_cast<HacmWeights<T>*>(this)->named()) r.emplace_back(n, t);
+  return r;
+}
+
+template <class T>
+Checkpoint<T> HacmWeights<T>::to_checkpoint() const {
+  Checkpoint<T> ck;
+  for (const auto& [n, t] : named()) ck.tensors[n] = *t;
+  return ck;
+}
+
 template <class T>
 HacmForward<T> hacm_forward(const Tensor<T>& x5, const Tensor<T>& u_t, const Tensor<T>& u_s,
                             const HacmWeights<T>& w, const HacmConfig& cfg,
                             const std::vector<int64_t>* order_t,
                             const std::vector<int64_t>* order_s) {
+  const bool corrected = cfg.corrected();
   HacmForward<T> f;
-  const int64_t M = x5.dim(4);
+  f.persons = x5.dim(4);
   Tensor<T> x = to_person_major_forward(x5);  // [NM, T, J, 3]
-  Tensor<T> xk = select_joints_forward(x, cfg.kept), xn = select_joints_forward(x, cfg.null);
+  f.xk = select_joints_forward(x, cfg.kept);
+  Tensor<T> xn = select_joints_forward(x, cfg.null);
+  const Tensor<T>& xk = f.xk;
   const int64_t NM = xk.dim(0), Tn = xk.dim(1), V = xk.dim(2), C = xk.dim(3);
   const int64_t tp = w.conv_w.dim(2), TP = Tn / tp, D = w.conv_w.dim(0);
   need(TP == w.temp.dim(1), "hacm_forward: T/tp = " + std::to_string(TP) + " but temp_embed has " +
                                 std::to_string(w.temp.dim(1)) + " patches");
-  (void)M;
 
   // ---- Embedding and hyperbolic map.
   f.mc = add_pos_temp_forward(patch_embed_forward(xk, w.conv_w, w.conv_b), w.pos, w.temp);
   f.emb_null = patch_embed_forward(xn, w.conv_w, w.conv_b);
   Tensor<T> H = expmap_with_projection_forward(f.mc);  // [NM, TP, V, D]
   const int64_t TE = (TP + 1) / 2, TO = TP / 2, Lt = V * TE, Ls = TO * V;
+  // Group token -> grid slot. Temporal: released joint-major (k = v·TE + τ'), corrected
+  // time-major (k = τ'·V + v); spatial: time-major in both.
+  f.grid_t.resize(size_t(Lt));
+  f.grid_s.resize(size_t(Ls));
+  for (int64_t k = 0; k < Lt; ++k)
+    f.grid_t[size_t(k)] = corrected ? (2 * (k / V)) * V + k % V : (2 * (k % TE)) * V + k / TE;
+  for (int64_t k = 0; k < Ls; ++k) f.grid_s[size_t(k)] = (2 * (k / V) + 1) * V + k % V;
   Tensor<T> zt({NM, Lt, D}), zs({NM, Ls, D});
-  for (int64_t n = 0; n < NM; ++n)
-    for (int64_t t = 0; t < TP; ++t)
-      for (int64_t v = 0; v < V; ++v) {
-        const T* src = H.ptr() + ((n * TP + t) * V + v) * D;
-        T* dst = (t % 2 == 0) ? zt.ptr() + (n * Lt + v * TE + t / 2) * D    // joint-major
-                              : zs.ptr() + (n * Ls + (t / 2) * V + v) * D;  // time-major
-        std::copy_n(src, D, dst);
-      }
+  for (int64_t n = 0; n < NM; ++n) {
+    for (int64_t k = 0; k < Lt; ++k)
+      std::copy_n(H.ptr() + (n * TP * V + f.grid_t[size_t(k)]) * D, D, zt.ptr() + (n * Lt + k) * D);
+    for (int64_t k = 0; k < Ls; ++k)
+      std::copy_n(H.ptr() + (n * TP * V + f.grid_s[size_t(k)]) * D, D, zs.ptr() + (n * Ls + k) * D);
+  }
 
   // ---- Criteria and selection.
   f.temporal = temporal_scores_forward(f.mc, w.l1, w.l2, cfg.logit_scale);
   f.spatial = spatial_scores_forward(f.mc, f.emb_null, cfg.distance_factor, cfg.father_weight);
+  // Released quirk 1: the joint-major spatial score is applied to the time-major Z_s as is. The
+  // corrected variant permutes both scores to the time-major token order.
+  Tensor<T> score_t = f.temporal.score, score_s = f.spatial.score;
+  if (corrected) {
+    for (int64_t n = 0; n < NM; ++n)
+      for (int64_t tau = 0; tau < TE; ++tau)
+        for (int64_t v = 0; v < V; ++v)
+          score_t[n * Lt + tau * V + v] = f.temporal.score[n * Lt + v * TE + tau];
+    for (int64_t n = 0; n < NM; ++n)
+      for (int64_t tau = 0; tau < TO; ++tau)
+        for (int64_t v = 0; v < V; ++v)
+          score_s[n * Ls + tau * V + v] = f.spatial.score[n * Ls + v * TO + tau];
+  }
   const int64_t Kt = int64_t(cfg.keep_ratio * double(Lt)),
                 Ks = int64_t(cfg.keep_ratio * double(Ls));
   f.sel_t = order_t ? selection_from_order<T>(*order_t, NM, Lt, Kt)
-                    : gumbel_topk_forward(f.temporal.score, u_t, cfg.keep_ratio, cfg.temperature);
-  // Released quirk 1: the joint-major spatial score is applied to the time-major Z_s as is.
+                    : gumbel_topk_forward(score_t, u_t, cfg.keep_ratio, cfg.temperature);
   f.sel_s = order_s ? selection_from_order<T>(*order_s, NM, Ls, Ks)
-                    : gumbel_topk_forward(f.spatial.score, u_s, cfg.keep_ratio, cfg.temperature);
+                    : gumbel_topk_forward(score_s, u_s, cfg.keep_ratio, cfg.temperature);
   Tensor<T> vt = gather_tokens_forward(zt, f.sel_t.ids_keep, Kt),
             vs = gather_tokens_forward(zs, f.sel_s.ids_keep, Ks);
   const int64_t L = Kt + Ks, P = Lt + Ls;
   f.enc_in = Tensor<T>({NM, L, D});
   f.mask = Tensor<T>({NM, P});
-  f.ids_restore.resize(size_t(NM * P));
+  f.dec_src.assign(size_t(NM * P), L);  // default: mask token
   for (int64_t n = 0; n < NM; ++n) {
     std::copy_n(vt.ptr() + n * Kt * D, Kt * D, f.enc_in.ptr() + n * L * D);
     std::copy_n(vs.ptr() + n * Ks * D, Ks * D, f.enc_in.ptr() + (n * L + Kt) * D);
-    for (int64_t k = 0; k < Lt; ++k) {
-      f.mask[n * P + k] = f.sel_t.mask[n * Lt + k];
-      f.ids_restore[size_t(n * P + k)] = f.sel_t.ids_restore[size_t(n * Lt + k)];
+  }
+  if (!corrected) {
+    f.ids_restore.resize(size_t(NM * P));
+    for (int64_t n = 0; n < NM; ++n) {
+      for (int64_t k = 0; k < Lt; ++k) {
+        f.mask[n * P + k] = f.sel_t.mask[n * Lt + k];
+        f.ids_restore[size_t(n * P + k)] = f.sel_t.ids_restore[size_t(n * Lt + k)];
+      }
+      for (int64_t k = 0; k < Ls; ++k) {
+        f.mask[n * P + Lt + k] = f.sel_s.mask[n * Ls + k];
+        // Released quirk 2: + Lt (the code's 18·12) although the decoder sequence is
+        // [vis_t, vis_s, mask...].
+        f.ids_restore[size_t(n * P + Lt + k)] = f.sel_s.ids_restore[size_t(n * Ls + k)] + Lt;
+      }
     }
-    for (int64_t k = 0; k < Ls; ++k) {
-      f.mask[n * P + Lt + k] = f.sel_s.mask[n * Ls + k];
-      // Released quirk 2: + Lt (the code's 18·12) although the decoder sequence is [vis_t, vis_s,
-      // mask...].
-      f.ids_restore[size_t(n * P + Lt + k)] = f.sel_s.ids_restore[size_t(n * Ls + k)] + Lt;
-    }
+    // Decoder row p takes [embed(latent), mask...][ids_restore[p]].
+    for (size_t i = 0; i < f.dec_src.size(); ++i) f.dec_src[i] = std::min(f.ids_restore[i], L);
+  } else {
+    f.ids_restore.resize(size_t(NM * L));
+    std::fill(f.mask.data.begin(), f.mask.data.end(), T(1));
+    for (int64_t n = 0; n < NM; ++n)
+      for (int64_t k = 0; k < L; ++k) {
+        const int64_t slot = k < Kt ? f.grid_t[size_t(f.sel_t.ids_keep[size_t(n * Kt + k)])]
+                                    : f.grid_s[size_t(f.sel_s.ids_keep[size_t(n * Ks + k - Kt)])];
+        f.ids_restore[size_t(n * L + k)] = slot;
+        f.dec_src[size_t(n * P + slot)] = k;
+        f.mask[n * P + slot] = 0;
+      }
   }
 
   // ---- Encoder.
   Tensor<T> h = f.enc_in;
-  for (const auto& b : w.blocks) h = block_forward<T>(h, b, cfg.heads, nullptr, cfg.ln_eps);
-  f.latent = layernorm_forward(h, w.norm, cfg.ln_eps);
+  f.enc_c.resize(w.blocks.size());
+  for (size_t i = 0; i < w.blocks.size(); ++i) {
+    f.enc_x.push_back(h);
+    h = block_forward<T>(h, w.blocks[i], cfg.heads, &f.enc_c[i], cfg.ln_eps);
+  }
+  f.enc_out = std::move(h);
+  f.latent = layernorm_forward(f.enc_out, w.norm, cfg.ln_eps, &f.norm_c);
 
   // ---- Cross-contrast loss: a = mean of the first L/2 latents, b = the rest, g = all.
   const int64_t half = L / 2;
@@ -177,23 +286,29 @@ HacmForward<T> hacm_forward(const Tensor<T>& x5, const Tensor<T>& u_t, const Ten
   f.sim_s = to_tensor(ss);
   f.sim_inter = to_tensor(si);
 
-  // ---- Decoder: [embed(latent), mask tokens] gathered by ids_restore onto the TP×V grid.
+  // ---- Decoder: embed(latent) and mask tokens placed on the TP×V grid by dec_src.
   Tensor<T> e = linear_forward(f.latent, w.decoder_embed);  // [NM, L, Dd]
   const int64_t Dd = e.dim(2);
   Tensor<T> dx({NM, P, Dd});
   for (int64_t n = 0; n < NM; ++n)
     for (int64_t p = 0; p < P; ++p) {
-      const int64_t src = f.ids_restore[size_t(n * P + p)];
+      const int64_t src = f.dec_src[size_t(n * P + p)];
       const T* from = src < L ? e.ptr() + (n * L + src) * Dd : w.mask_token.ptr();
       std::copy_n(from, Dd, dx.ptr() + (n * P + p) * Dd);
     }
   dx = add_pos_temp_forward(dx.reshaped({NM, TP, V, Dd}), w.decoder_pos, w.decoder_temp)
            .reshaped({NM, P, Dd});
-  for (const auto& b : w.decoder_blocks)
-    dx = block_forward<T>(dx, b, cfg.heads, nullptr, cfg.ln_eps);
-  f.pred = linear_forward(layernorm_forward(dx, w.decoder_norm, cfg.ln_eps), w.decoder_pred);
+  f.dec_c.resize(w.decoder_blocks.size());
+  for (size_t j = 0; j < w.decoder_blocks.size(); ++j) {
+    f.dec_x.push_back(dx);
+    dx = block_forward<T>(dx, w.decoder_blocks[j], cfg.heads, &f.dec_c[j], cfg.ln_eps);
+  }
+  f.dec_out = std::move(dx);
+  f.dec_normed = layernorm_forward(f.dec_out, w.decoder_norm, cfg.ln_eps, &f.dec_norm_c);
+  f.pred = linear_forward(f.dec_normed, w.decoder_pred);
 
-  // ---- Target: ewp of the frame differences of the kept joints, patchified, even then odd.
+  // ---- Target: ewp of the frame differences of the kept joints (last frame 0), patchified;
+  // released: even patches then odd patches (each time-major), corrected: grid order.
   f.motion = Tensor<T>(xk.shape);
   for (int64_t n = 0; n < NM; ++n)
     for (int64_t t = 0; t + 1 < Tn; ++t)
@@ -206,35 +321,14 @@ HacmForward<T> hacm_forward(const Tensor<T>& x5, const Tensor<T>& u_t, const Ten
   for (int64_t n = 0; n < NM; ++n)
     for (int64_t t = 0; t < TP; ++t)
       for (int64_t v = 0; v < V; ++v) {
-        const int64_t row = (t % 2 == 0) ? (t / 2) * V + v : TE * V + (t / 2) * V + v;
+        const int64_t row = target_row(corrected, t, v, V, TE);
         for (int64_t u = 0; u < tp; ++u)
           for (int64_t c = 0; c < C; ++c)
             f.target[(n * P + row) * F + u * C + c] =
                 f.motion_h[((n * Tn + t * tp + u) * V + v) * C + c];
       }
   // Released quirk 3 is implicit: pred slot p, target row p and mask p are paired by index.
-  f.target_norm = Tensor<T>(f.target.shape);
-  T num = 0, den = 0;
-  for (int64_t r = 0; r < NM * P; ++r) {
-    const T* tr = f.target.ptr() + r * F;
-    T mean = 0;
-    for (int64_t i = 0; i < F; ++i) mean += tr[i];
-    mean /= T(F);
-    T var = 0;
-    for (int64_t i = 0; i < F; ++i) var += (tr[i] - mean) * (tr[i] - mean);
-    var /= T(F - 1);  // unbiased, as torch.var
-    const T sd = std::sqrt(var + T(cfg.target_eps));
-    T l = 0;
-    for (int64_t i = 0; i < F; ++i) {
-      const T tn = (tr[i] - mean) / sd;
-      f.target_norm[r * F + i] = tn;
-      const T d = f.pred[r * F + i] - tn;
-      l += d * d;
-    }
-    num += (l / T(F)) * f.mask[r];
-    den += f.mask[r];
-  }
-  f.loss_rec = num / den;
+  f.loss_rec = recon_loss_forward(f.pred, f.target, f.mask, cfg.target_eps, f.target_norm);
   f.loss = f.loss_rec + f.loss_cc;
   return f;
 }

@@ -1,0 +1,77 @@
+// Eigen reference HA-CM pretraining step (`released` forward + hand-written backward, no
+// optimiser) on the CPU, single-threaded, in float and double. Two shapes:
+//   small: width 64, 4 heads, depth 2 / decoder 1 (the golden gradient model), N = 2 clips;
+//   full:  width 256, 8 heads, depth 8 / decoder 3 (the paper's model), N = 1 clip.
+// T = 72, M = 2 persons. Initial weights from core/model_init.h, inputs from our generator.
+// Counter: clips/s. Before timing, the step's loss is checked finite and its gradient non-zero.
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <stdexcept>
+
+#include "core/model_init.h"
+#include "core/rng.h"
+#include "reference/hacm_model.h"
+
+using namespace hacm;
+
+namespace {
+
+template <class T>
+struct Step {
+  ref::HacmConfig cfg;
+  ref::HacmWeights<T> w;
+  ref::Tensor<T> x5, ut, us;
+};
+
+template <class T>
+Step<T> make_step(int64_t dim, int heads, int64_t depth, int64_t dec_depth, int64_t N) {
+  ModelShape s;
+  s.dim = s.decoder_dim = dim;
+  s.depth = depth;
+  s.decoder_depth = dec_depth;
+  Step<T> st;
+  st.cfg.heads = heads;
+  st.w = ref::HacmWeights<T>::load(ref::checkpoint_from_arrays<T>(init_pretrain_params(s, 1)), st.cfg);
+  Rng rng(2);
+  st.x5 = ref::Tensor<T>({N, 3, 72, 25, 2});
+  for (auto& v : st.x5.data) v = T(rng.normal(0.0, 0.3));
+  st.ut = ref::Tensor<T>({N * 2, 216});
+  st.us = ref::Tensor<T>({N * 2, 216});
+  for (auto& v : st.ut.data) v = T(rng.uniform());
+  for (auto& v : st.us.data) v = T(rng.uniform());
+  return st;
+}
+
+template <class T>
+void BM_ReferenceStep(benchmark::State& state) {
+  const bool full = state.range(0) == 1;
+  const int64_t N = full ? 1 : 2;
+  Step<T> st = full ? make_step<T>(256, 8, 8, 3, N) : make_step<T>(64, 4, 2, 1, N);
+  {  // validate once before timing
+    auto f = ref::hacm_forward(st.x5, st.ut, st.us, st.w, st.cfg);
+    auto g = ref::hacm_backward(f, st.x5, st.w, st.cfg);
+    double gn = 0;
+    for (auto& [n, t] : g.w.named())
+      for (T v : t->data) gn += double(v) * double(v);
+    if (!std::isfinite(double(f.loss)) || !(gn > 0)) {
+      state.SkipWithError("reference step produced a non-finite loss or a zero gradient");
+      return;
+    }
+  }
+  for (auto _ : state) {
+    auto f = ref::hacm_forward(st.x5, st.ut, st.us, st.w, st.cfg);
+    auto g = ref::hacm_backward(f, st.x5, st.w, st.cfg);
+    benchmark::DoNotOptimize(g.x5.data.data());
+  }
+  state.counters["clips/s"] = benchmark::Counter(double(N) * double(state.iterations()),
+                                                 benchmark::Counter::kIsRate);
+}
+
+}  // namespace
+
+BENCHMARK(BM_ReferenceStep<float>)->Arg(0)->ArgName("full")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ReferenceStep<double>)->Arg(0)->ArgName("full")->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ReferenceStep<float>)->Arg(1)->ArgName("full")->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(BM_ReferenceStep<double>)->Arg(1)->ArgName("full")->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK_MAIN();

@@ -1,0 +1,289 @@
+// MAMP baseline (see mamp.h). Shares the block, LayerNorm, linear, embedding and loss components
+// with HA-CM; the differences are the masking (motion, ascending) and the Euclidean tokens.
+#include "reference/mamp.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+
+#include "core/error.h"
+#include "reference/embed.h"
+#include "reference/recon_loss.h"
+
+namespace hacm::ref {
+namespace {
+
+template <class T>
+int64_t count_prefixed(const Checkpoint<T>& ck, const std::string& stem) {
+  int64_t n = 0;
+  while (ck.has(stem + std::to_string(n) + ".norm1.weight")) ++n;
+  return n;
+}
+
+}  // namespace
+
+template <class T>
+MampWeights<T> MampWeights<T>::load(const Checkpoint<T>& ck, MampConfig& cfg) {
+  MampWeights<T> w;
+  w.conv_w = ck.at("joints_embed.proj.weight");
+  if (w.conv_w.ndim() != 4 || w.conv_w.dim(3) != 1)
+    throw input_error(ck.source, 0,
+                      "joints_embed.proj.weight: want [D, C, tp, 1], got " +
+                          shape_str(w.conv_w.shape));
+  const int64_t D = w.conv_w.dim(0);
+  w.conv_b = ck.at("joints_embed.proj.bias", {D});
+  w.pos = ck.at("pos_embed");
+  if (w.pos.ndim() != 4) ck.at("pos_embed", {1, 1, -1, D});
+  const int64_t J = w.pos.dim(2);
+  ck.at("pos_embed", {1, 1, J, D});
+  w.temp = ck.at("temp_embed");
+  if (w.temp.ndim() != 4) ck.at("temp_embed", {1, -1, 1, D});
+  const int64_t TP = w.temp.dim(1);
+  ck.at("temp_embed", {1, TP, 1, D});
+  if (cfg.depth < 0) cfg.depth = count_prefixed(ck, "blocks.");
+  if (cfg.decoder_depth < 0) cfg.decoder_depth = count_prefixed(ck, "decoder_blocks.");
+  for (int64_t i = 0; i < cfg.depth; ++i)
+    w.blocks.push_back(load_block(ck, "blocks." + std::to_string(i), D));
+  w.norm = load_layernorm(ck, "norm", D);
+  w.decoder_embed = load_linear(ck, "decoder_embed", D);
+  const int64_t Dd = w.decoder_embed.w.dim(0);
+  w.mask_token = ck.at("mask_token", {1, 1, Dd});
+  for (int64_t j = 0; j < cfg.decoder_depth; ++j)
+    w.decoder_blocks.push_back(load_block(ck, "decoder_blocks." + std::to_string(j), Dd));
+  w.decoder_norm = load_layernorm(ck, "decoder_norm", Dd);
+  w.decoder_pos = ck.at("decoder_pos_embed", {1, 1, J, Dd});
+  w.decoder_temp = ck.at("decoder_temp_embed", {1, TP, 1, Dd});
+  w.decoder_pred = load_linear(ck, "decoder_pred", Dd, w.conv_w.dim(2) * w.conv_w.dim(1));
+  if (D % cfg.heads != 0 || Dd % cfg.heads != 0)
+    throw input_error(ck.source, 0, "width not divisible by " + std::to_string(cfg.heads) + " heads");
+  return w;
+}
+
+template <class T>
+std::vector<std::pair<std::string, Tensor<T>*>> MampWeights<T>::named() {
+  std::vector<std::pair<std::string, Tensor<T>*>> r;
+  auto add = [&r](const std::string& n, Tensor<T>& t) { r.emplace_back(n, &t); };
+  auto add_lin = [&](const std::string& n, LinearParams<T>& p) {
+    add(n + ".weight", p.w);
+    if (p.b.numel()) add(n + ".bias", p.b);
+  };
+  auto add_ln = [&](const std::string& n, LayerNormParams<T>& p) {
+    add(n + ".weight", p.w);
+    add(n + ".bias", p.b);
+  };
+  auto add_block = [&](const std::string& n, BlockParams<T>& b) {
+    add_ln(n + ".norm1", b.norm1);
+    add_lin(n + ".attn.qkv", b.qkv);
+    add_lin(n + ".attn.proj", b.proj);
+    add_ln(n + ".norm2", b.norm2);
+    add_lin(n + ".mlp.fc1", b.fc1);
+    add_lin(n + ".mlp.fc2", b.fc2);
+  };
+  add("joints_embed.proj.weight", conv_w);
+  add("joints_embed.proj.bias", conv_b);
+  add("pos_embed", pos);
+  add("temp_embed", temp);
+  for (size_t i = 0; i < blocks.size(); ++i) add_block("blocks." + std::to_string(i), blocks[i]);
+  add_ln("norm", norm);
+  add_lin("decoder_embed", decoder_embed);
+  add("mask_token", mask_token);
+  for (size_t j = 0; j < decoder_blocks.size(); ++j)
+    add_block("decoder_blocks." + std::to_string(j), decoder_blocks[j]);
+  add_ln("decoder_norm", decoder_norm);
+  add("decoder_pos_embed", decoder_pos);
+  add("decoder_temp_embed", decoder_temp);
+  add_lin("decoder_pred", decoder_pred);
+  return r;
+}
+
+template <class T>
+MampWeights<T> MampWeights<T>::zeros_like() const {
+  MampWeights<T> z = *this;
+  for (auto& [name, t] : z.named()) std::fill(t->data.begin(), t->data.end(), T(0));
+  return z;
+}
+
+template <class T>
+Tensor<T> patchify_forward(const Tensor<T>& x, int64_t tp) {
+  const int64_t B = x.dim(0), Tn = x.dim(1), J = x.dim(2), C = x.dim(3), TP = Tn / tp;
+  Tensor<T> p({B, TP * J, tp * C});
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < TP; ++t)
+      for (int64_t v = 0; v < J; ++v)
+        for (int64_t u = 0; u < tp; ++u)
+          for (int64_t c = 0; c < C; ++c)
+            p[((b * TP + t) * J + v) * tp * C + u * C + c] =
+                x[((b * Tn + t * tp + u) * J + v) * C + c];
+  return p;
+}
+
+template <class T>
+Tensor<T> patchify_backward(const Tensor<T>& g, int64_t tp, int64_t Tn) {
+  const int64_t B = g.dim(0), C = g.dim(2) / tp, TP = Tn / tp, J = g.dim(1) / TP;
+  Tensor<T> x({B, Tn, J, C});
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < TP; ++t)
+      for (int64_t v = 0; v < J; ++v)
+        for (int64_t u = 0; u < tp; ++u)
+          for (int64_t c = 0; c < C; ++c)
+            x[((b * Tn + t * tp + u) * J + v) * C + c] =
+                g[((b * TP + t) * J + v) * tp * C + u * C + c];
+  return x;
+}
+
+template <class T>
+MampForward<T> mamp_forward(const Tensor<T>& x5, const Tensor<T>& U, const MampWeights<T>& w,
+                            const MampConfig& cfg, const std::vector<int64_t>* order) {
+  MampForward<T> f;
+  f.persons = x5.dim(4);
+  f.x = to_person_major_forward(x5);  // [NM, T, J, 3]
+  const int64_t NM = f.x.dim(0), Tn = f.x.dim(1), J = f.x.dim(2), C = f.x.dim(3);
+  const int64_t tp = w.conv_w.dim(2), TP = Tn / tp, L = TP * J, D = w.conv_w.dim(0),
+                F = tp * C;
+  if (TP != w.temp.dim(1)) throw std::invalid_argument("mamp_forward: T/tp != temp_embed patches");
+  const int64_t K = int64_t(double(L) * (1.0 - cfg.mask_ratio));  // Python int(L·(1 − r))
+
+  // ---- Motion-aware masking (no gradient).
+  Tensor<T> P = patchify_forward(f.x, tp);  // [NM, L, F]
+  f.motion_raw = Tensor<T>({NM, L});
+  for (int64_t n = 0; n < NM; ++n)
+    for (int64_t t = 0; t < TP; ++t)
+      for (int64_t v = 0; v < J; ++v) {
+        const int64_t tt = t == 0 ? 1 : t;  // τ = 0 copies τ = 1
+        T s = 0;
+        for (int64_t i = 0; i < F; ++i)
+          s += std::abs(P[((n * TP + tt) * J + v) * F + i] - P[((n * TP + tt - 1) * J + v) * F + i]);
+        f.motion_raw[n * L + t * J + v] = s / T(F);
+      }
+  Selection<T> keys = gumbel_topk_forward(f.motion_raw, U, 1.0 - cfg.mask_ratio, cfg.tau);
+  std::vector<int64_t> asc(size_t(NM * L));
+  if (order) {
+    asc = *order;
+  } else {
+    for (int64_t n = 0; n < NM; ++n) {
+      int64_t* o = asc.data() + n * L;
+      std::iota(o, o + L, int64_t(0));
+      const T* kb = keys.key.ptr() + n * L;
+      std::stable_sort(o, o + L, [kb](int64_t a, int64_t c) { return kb[a] < kb[c]; });
+    }
+  }
+  f.sel = selection_from_order<T>(asc, NM, L, K);
+  f.sel.score_norm = keys.score_norm;
+  f.sel.prob = keys.prob;
+  f.sel.key = keys.key;
+
+  // ---- Encoder on the kept Euclidean tokens.
+  Tensor<T> E = add_pos_temp_forward(patch_embed_forward(f.x, w.conv_w, w.conv_b), w.pos, w.temp)
+                    .reshaped({NM, L, D});
+  f.enc_in = gather_tokens_forward(E, f.sel.ids_keep, K);
+  Tensor<T> h = f.enc_in;
+  f.enc_c.resize(w.blocks.size());
+  for (size_t i = 0; i < w.blocks.size(); ++i) {
+    f.enc_x.push_back(h);
+    h = block_forward<T>(h, w.blocks[i], cfg.heads, &f.enc_c[i], cfg.ln_eps);
+  }
+  f.enc_out = std::move(h);
+  f.latent = layernorm_forward(f.enc_out, w.norm, cfg.ln_eps, &f.norm_c);
+
+  // ---- Decoder: [embed(latent), mask...][ids_restore].
+  Tensor<T> e = linear_forward(f.latent, w.decoder_embed);
+  const int64_t Dd = e.dim(2);
+  Tensor<T> dx({NM, L, Dd});
+  for (int64_t n = 0; n < NM; ++n)
+    for (int64_t p = 0; p < L; ++p) {
+      const int64_t src = f.sel.ids_restore[size_t(n * L + p)];
+      const T* from = src < K ? e.ptr() + (n * K + src) * Dd : w.mask_token.ptr();
+      std::copy_n(from, Dd, dx.ptr() + (n * L + p) * Dd);
+    }
+  dx = add_pos_temp_forward(dx.reshaped({NM, TP, J, Dd}), w.decoder_pos, w.decoder_temp)
+           .reshaped({NM, L, Dd});
+  f.dec_c.resize(w.decoder_blocks.size());
+  for (size_t j = 0; j < w.decoder_blocks.size(); ++j) {
+    f.dec_x.push_back(dx);
+    dx = block_forward<T>(dx, w.decoder_blocks[j], cfg.heads, &f.dec_c[j], cfg.ln_eps);
+  }
+  f.dec_out = std::move(dx);
+  f.dec_normed = layernorm_forward(f.dec_out, w.decoder_norm, cfg.ln_eps, &f.dec_norm_c);
+  f.pred = linear_forward(f.dec_normed, w.decoder_pred);
+
+  // ---- Target: frame differences (last frame 0), patchified, normalised.
+  Tensor<T> motion(f.x.shape);
+  const int64_t row = J * C;
+  for (int64_t n = 0; n < NM; ++n)
+    for (int64_t t = 0; t + 1 < Tn; ++t)
+      for (int64_t i = 0; i < row; ++i)
+        motion[(n * Tn + t) * row + i] = f.x[(n * Tn + t + 1) * row + i] - f.x[(n * Tn + t) * row + i];
+  f.target = patchify_forward(motion, tp);
+  f.loss = recon_loss_forward(f.pred, f.target, f.sel.mask, cfg.target_eps, f.target_norm);
+  return f;
+}
+
+template <class T>
+MampGrads<T> mamp_backward(const MampForward<T>& f, const Tensor<T>& x5, const MampWeights<T>& w,
+                           const MampConfig& cfg) {
+  MampGrads<T> g;
+  g.w = w.zeros_like();
+  MampWeights<T>& gw = g.w;
+  const int64_t NM = f.x.dim(0), Tn = f.x.dim(1), J = f.x.dim(2), C = f.x.dim(3);
+  const int64_t tp = w.conv_w.dim(2), TP = Tn / tp, L = TP * J, D = w.conv_w.dim(0);
+  const int64_t K = f.sel.keep;
+
+  Tensor<T> g_pred, g_target;
+  recon_loss_backward(f.pred, f.target, f.target_norm, f.sel.mask, cfg.target_eps, g_pred,
+                      g_target);
+  Tensor<T> g_motion = patchify_backward(g_target, tp, Tn);
+  Tensor<T> g_x(f.x.shape);
+  const int64_t row = J * C;
+  for (int64_t n = 0; n < NM; ++n)
+    for (int64_t t = 0; t + 1 < Tn; ++t)
+      for (int64_t i = 0; i < row; ++i) {
+        const T gm = g_motion[(n * Tn + t) * row + i];
+        g_x[(n * Tn + t + 1) * row + i] += gm;
+        g_x[(n * Tn + t) * row + i] -= gm;
+      }
+
+  Tensor<T> g_dn = linear_backward(f.dec_normed, w.decoder_pred, g_pred, gw.decoder_pred);
+  Tensor<T> g_dx = layernorm_backward(f.dec_out, w.decoder_norm, f.dec_norm_c, g_dn, gw.decoder_norm);
+  for (size_t j = w.decoder_blocks.size(); j-- > 0;)
+    g_dx = block_backward<T>(f.dec_x[j], w.decoder_blocks[j], cfg.heads, f.dec_c[j], g_dx,
+                             gw.decoder_blocks[j], cfg.ln_eps);
+  const int64_t Dd = g_dx.dim(2);
+  g_dx = add_pos_temp_backward(g_dx.reshaped({NM, TP, J, Dd}), gw.decoder_pos, gw.decoder_temp)
+             .reshaped({NM, L, Dd});
+  Tensor<T> g_e({NM, K, Dd});
+  for (int64_t n = 0; n < NM; ++n)
+    for (int64_t p = 0; p < L; ++p) {
+      const int64_t src = f.sel.ids_restore[size_t(n * L + p)];
+      T* to = src < K ? g_e.ptr() + (n * K + src) * Dd : gw.mask_token.ptr();
+      const T* from = g_dx.ptr() + (n * L + p) * Dd;
+      for (int64_t d = 0; d < Dd; ++d) to[d] += from[d];
+    }
+  Tensor<T> g_latent = linear_backward(f.latent, w.decoder_embed, g_e, gw.decoder_embed);
+  Tensor<T> g_h = layernorm_backward(f.enc_out, w.norm, f.norm_c, g_latent, gw.norm);
+  for (size_t i = w.blocks.size(); i-- > 0;)
+    g_h = block_backward<T>(f.enc_x[i], w.blocks[i], cfg.heads, f.enc_c[i], g_h, gw.blocks[i],
+                            cfg.ln_eps);
+  Tensor<T> g_E = gather_tokens_backward(g_h, f.sel.ids_keep, L).reshaped({NM, TP, J, D});
+  g_E = add_pos_temp_backward(g_E, gw.pos, gw.temp);
+  Tensor<T> g_xe = patch_embed_backward(f.x, w.conv_w, g_E, gw.conv_w, gw.conv_b);
+  for (int64_t i = 0; i < g_x.numel(); ++i) g_x[i] += g_xe[i];
+  g.x5 = to_person_major_backward(g_x, f.persons);
+  (void)x5;
+  return g;
+}
+
+#define HACM_INSTANTIATE(T)                                                                     \
+  template struct MampWeights<T>;                                                               \
+  template MampForward<T> mamp_forward(const Tensor<T>&, const Tensor<T>&,                      \
+                                       const MampWeights<T>&, const MampConfig&,                \
+                                       const std::vector<int64_t>*);                            \
+  template MampGrads<T> mamp_backward(const MampForward<T>&, const Tensor<T>&,                  \
+                                      const MampWeights<T>&, const MampConfig&);                \
+  template Tensor<T> patchify_forward(const Tensor<T>&, int64_t);                               \
+  template Tensor<T> patchify_backward(const Tensor<T>&, int64_t, int64_t);
+HACM_INSTANTIATE(float)
+HACM_INSTANTIATE(double)
+#undef HACM_INSTANTIATE
+
+}  // namespace hacm::ref
