@@ -14,7 +14,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("hacm-repro 0.1"));
   hacm::repro::add_prepare_command(app);
   hacm::repro::add_inspect_command(app);
+#ifdef HACM_WITH_TORCH
   hacm::repro::add_run_command(app);
+#endif
   hacm::repro::add_table_command(app);
   try {
     app.parse(argc, argv);

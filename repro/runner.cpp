@@ -224,6 +224,7 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
   const int64_t TPh = m.frames / m.t_patch / 2, Lg = TPh * kKeptJoints, Lm = (m.frames / m.t_patch) * kNtuJoints;
 
   auto t0 = Clock::now();
+  int64_t epochs_here = 0;
   for (int64_t e = meta.epoch; e < s.epochs; ++e) {
     std::vector<int64_t> order = permutation(train.size(), mix(c.seed, 1000 + e));
     Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps, c.opt.progress);
@@ -262,6 +263,13 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
     }
     bar.finish();
     meta.curves["loss"].push_back(sum / double(steps));
+    ++epochs_here;
+    {
+      double el = std::chrono::duration<double>(Clock::now() - t0).count();
+      double eta = el / double(epochs_here) * double(s.epochs - e - 1);
+      std::fprintf(stderr, "[%s] epoch %lld/%lld: loss %.5f  %.1f clips/s  eta %.0f s\n", tag.c_str(), (long long)e + 1,
+                   (long long)s.epochs, sum / double(steps), double(B * steps) * double(epochs_here) / el, eta);
+    }
     meta.epoch = e + 1;
     meta.step = 0;
     meta.partial_sum = 0;

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# End-to-end checks of the repro command line, run by ctest:
+#   cli_test.sh <repro binary> <source dir> errors|run|resume
+# Each check prints what it ran; the script fails on the first broken expectation.
+set -uo pipefail
+REPRO="$1" SRC="$2" MODE="$3"
+T=$(mktemp -d /tmp/hacm-cli-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { echo "ok: $*"; pass=$((pass + 1)); }
+bad() { echo "FAILED: $*"; fail=$((fail + 1)); }
+# expect <code> <substring of stderr> -- command...
+expect() {
+  local code="$1" want="$2"; shift 3
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  if [ "$rc" != "$code" ]; then bad "$* -> exit $rc, wanted $code; stderr: $(head -c 400 "$T/err")"; return; fi
+  if [ -n "$want" ] && ! grep -qF -- "$want" "$T/err"; then bad "$* -> stderr lacks '$want': $(head -c 400 "$T/err")"; return; fi
+  ok "$* -> exit $code"
+}
+
+case "$MODE" in
+errors)
+  expect 0 "" -- "$REPRO" --help
+  expect 2 "" -- "$REPRO" frobnicate
+  printf '{\n  "dataset": {"kind": "synthetic"},\n  "stages": [ {"kind": "pretrain",} ]\n}\n' >"$T/badjson.json"
+  expect 2 "badjson.json:3" -- "$REPRO" run "$T/badjson.json"
+  echo '{"dataset": {"kind": "synthetic"}, "stages": [{"kind": "pretrain", "epocs": 3}]}' >"$T/unknown.json"
+  expect 2 "stages[0].epocs: unknown key" -- "$REPRO" run "$T/unknown.json"
+  echo '{"dataset": {"kind": "synthetic"}, "stages": [{"kind": "linear", "lr": "fast"}]}' >"$T/type.json"
+  expect 2 "stages[0].lr: must be a number" -- "$REPRO" run "$T/type.json"
+  echo '{"dataset": {"kind": "synthetic"}, "method": {"heads": 7}, "stages": [{"kind": "pretrain"}]}' >"$T/range.json"
+  expect 2 "method.heads" -- "$REPRO" run "$T/range.json"
+  echo '{"dataset": {"kind": "npz", "name": "ntu60", "path": "'"$T"'/none.npz"}, "stages": [{"kind": "pretrain"}]}' >"$T/missing.json"
+  expect 2 "repro prepare ntu60" -- "$REPRO" run "$T/missing.json"
+  expect 2 "" -- "$REPRO" run "$T/does-not-exist.json"
+  expect 0 "" -- "$REPRO" run "$SRC/protocols/quickstart.json" --validate
+  for f in "$SRC"/protocols/*.json; do
+    # Every shipped protocol is valid apart from its (absent) dataset files.
+    "$REPRO" run "$f" --validate >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ $rc = 0 ] || { [ $rc = 2 ] && grep -q "not found; make it with" "$T/err"; }; then ok "validate $(basename "$f")"; else bad "validate $f: $(cat "$T/err")"; fi
+  done
+  expect 2 "--raw" -- "$REPRO" prepare ntu60 --out "$T/x"
+  printf '3\n1\n' >"$T/S001C001P001R001A001.skeleton"
+  mkdir -p "$T/raw" && cp "$T/S001C001P001R001A001.skeleton" "$T/raw/"
+  expect 2 "S001C001P001R001A001.skeleton" -- "$REPRO" prepare ntu60 --raw "$T/raw" --out "$T/o" --no-progress
+  [ -z "$(ls "$T/o" 2>/dev/null)" ] && ok "no partial output after a failed prepare" || bad "partial output left in $T/o: $(ls "$T/o")"
+  ;;
+run)
+  for p in tiny_linear tiny_corrected_mamp tiny_mamp; do
+    expect 0 "" -- "$REPRO" run "$SRC/protocols/test/$p.json" --work "$T/w_$p" --results "$T/r_$p" --no-progress
+    f=$(ls "$T/r_$p"/*.json 2>/dev/null | head -1)
+    if [ -n "$f" ] && grep -q '"top1_final"' "$f" && grep -q '"protocol_sha256"' "$f"; then ok "$p result $f"; else bad "$p: no result with top1_final"; fi
+  done
+  grep -q '"linear_random"' "$T"/r_tiny_linear/*.json && ok "random-init baseline recorded" || bad "no linear_random"
+  grep -q '"subset_ids"' "$T"/r_tiny_linear/*.json && ok "semi subset ids recorded" || bad "no subset_ids"
+  expect 0 "" -- "$REPRO" table "$T/r_tiny_linear"
+  [ -s "$T/r_tiny_linear/TABLE.md" ] && ok "table written" || bad "no TABLE.md"
+  ;;
+resume)
+  P="$SRC/protocols/test/tiny_resume.json"
+  "$REPRO" run "$P" --work "$T/full" --results "$T/rfull" --no-progress >/dev/null 2>"$T/full.err" || bad "uninterrupted run failed: $(tail -3 "$T/full.err")"
+  # Interrupt with SIGTERM once the first checkpoint exists, then resume with the same command.
+  "$REPRO" run "$P" --work "$T/cut" --results "$T/rcut" --no-progress >/dev/null 2>"$T/cut1.err" &
+  pid=$!
+  for _ in $(seq 1 600); do [ -e "$T/cut/seed0/stage0_pretrain.ckpt.npz" ] && break; sleep 0.1; done
+  sleep 0.3
+  kill -TERM $pid
+  wait $pid; rc=$?
+  [ $rc = 1 ] && grep -q "stopped by signal" "$T/cut1.err" && ok "SIGTERM: exit 1 with checkpoint" || bad "SIGTERM run: exit $rc; $(tail -3 "$T/cut1.err")"
+  "$REPRO" run "$P" --work "$T/cut" --results "$T/rcut" --no-progress >/dev/null 2>"$T/cut2.err" || bad "resume failed: $(tail -3 "$T/cut2.err")"
+  grep -q "resuming from" "$T/cut2.err" && ok "resumed from the checkpoint" || bad "did not resume"
+  a=$(grep -o '"final_loss": [-0-9.e]*' "$T"/rfull/*.json)
+  b=$(grep -o '"final_loss": [-0-9.e]*' "$T"/rcut/*.json)
+  [ -n "$a" ] && [ "$a" = "$b" ] && ok "resumed run ends with the same loss ($a)" || bad "loss differs: uninterrupted '$a' vs resumed '$b'"
+  ;;
+esac
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
