@@ -8,12 +8,13 @@
 
 #include "accelerated/hyperbolic.h"
 #include "accelerated/transformer.h"
+#include "core/skeleton.h"
 
 namespace hacm::accel {
 
 HacmConfig::HacmConfig()
-    : idx_kept{2, 3, 5, 6, 7, 9, 10, 11, 13, 14, 15, 17, 18, 19, 21, 22, 23, 24},
-      idx_null{0, 1, 4, 8, 12, 16, 20} {}
+    : idx_kept(hacm_kept_joints().begin(), hacm_kept_joints().end()),
+      idx_null(hacm_root_joints().begin(), hacm_root_joints().end()) {}
 
 static const at::Tensor& param(const StateDict& sd, const std::string& name) {
   auto it = sd.find(name);

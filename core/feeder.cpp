@@ -1,5 +1,8 @@
 #include "core/feeder.h"
 
+#include <cstdint>
+#include <cstring>
+
 #include <algorithm>
 #include <cmath>
 #include <exception>
@@ -201,16 +204,29 @@ void Feeder::init(const std::string& what) {
   }
   valid_.resize(size_t(n_));
   for (int64_t i = 0; i < n_; ++i)
-    valid_[size_t(i)] = valid_frame_count(clip(i), ClipLayout::kTMVC, t_);
+    {
+      std::vector<float> scratch;
+      valid_[size_t(i)] = valid_frame_count(aligned_clip(clip(i), t_ * 150, scratch), ClipLayout::kTMVC, t_);
+    }
 }
 
 FeederDraws Feeder::draws(int64_t i, Rng& rng) const {
   return train_ ? draw_train(rng, valid(i), cfg_) : test_draws(valid(i), cfg_);
 }
 
+// Stored members of numpy-written .npz files can sit at any byte offset: a float view of them
+// may be misaligned, so such clips are copied to an aligned buffer first (one clip, ~180 KB).
+static const float* aligned_clip(const float* p, int64_t values, std::vector<float>& scratch) {
+  if (reinterpret_cast<uintptr_t>(p) % alignof(float) == 0) return p;
+  scratch.resize(size_t(values));
+  std::memcpy(scratch.data(), reinterpret_cast<const void*>(p), size_t(values) * sizeof(float));
+  return scratch.data();
+}
+
 void Feeder::get(int64_t i, Rng& rng, float* out) const {
   if (i < 0 || i >= n_) throw std::out_of_range("Feeder::get: index " + std::to_string(i));
-  feeder_apply(clip(i), ClipLayout::kTMVC, t_, draws(i, rng), cfg_, out);
+  std::vector<float> scratch;
+  feeder_apply(aligned_clip(clip(i), t_ * 150, scratch), ClipLayout::kTMVC, t_, draws(i, rng), cfg_, out);
 }
 
 void Feeder::get_batch(const int64_t* idx, int64_t B, uint64_t seed, float* out, int64_t* labels,

@@ -9,18 +9,18 @@
 #pragma once
 #include <vector>
 
+#include "core/skeleton.h"
 #include "reference/tensor.h"
 
 namespace hacm::ref {
 
-// 0-based NTU joint indices of the released split (spec §3.1).
+// 0-based NTU joint indices of the released split (spec §3.1), from core/skeleton.h.
 inline const std::vector<int64_t>& ntu_kept_joints() {
-  static const std::vector<int64_t> v = {2,  3,  5,  6,  7,  9,  10, 11, 13,
-                                         14, 15, 17, 18, 19, 21, 22, 23, 24};
+  static const std::vector<int64_t> v(hacm_kept_joints().begin(), hacm_kept_joints().end());
   return v;
 }
 inline const std::vector<int64_t>& ntu_null_joints() {
-  static const std::vector<int64_t> v = {0, 1, 4, 8, 12, 16, 20};
+  static const std::vector<int64_t> v(hacm_root_joints().begin(), hacm_root_joints().end());
   return v;
 }
 

@@ -1,9 +1,16 @@
 // Where test fixtures live: HACM_GOLDEN_DIR / HACM_REAL_DATA_DIR when set, else
 // ../shared/golden and ../shared/data/real beside the source tree.
 #pragma once
-#include <cstdlib>
-#include <string>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <initializer_list>
+#include <string>
+
+#include "core/error.h"
 
 namespace hacm::test {
 
@@ -23,6 +30,22 @@ inline bool file_exists(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0;
 }
+// Runs f and expects an InputError whose message contains every fragment (file, line, key...).
+inline void expect_input_error(const std::function<void()>& f, std::initializer_list<std::string> frags) {
+  try {
+    f();
+    ADD_FAILURE() << "no InputError thrown";
+  } catch (const InputError& e) {
+    std::string msg = e.what();
+    for (const auto& fr : frags) EXPECT_NE(msg.find(fr), std::string::npos) << msg << " lacks '" << fr << "'";
+  }
+}
+
+inline void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f << bytes;
+}
+
 // A scratch directory unique to this test process, removed by the OS's tmp cleaning only.
 std::string scratch_dir(const std::string& tag);
 

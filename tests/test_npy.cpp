@@ -19,18 +19,10 @@
 namespace hacm {
 namespace {
 
-// Runs f, expecting an InputError whose message contains every fragment.
-void expect_input_error(const std::function<void()>& f, std::initializer_list<std::string> frags) {
-  try {
-    f();
-    ADD_FAILURE() << "no InputError thrown";
-  } catch (const InputError& e) {
-    std::string msg = e.what();
-    for (const auto& fr : frags)
-      EXPECT_NE(msg.find(fr), std::string::npos) << msg << " lacks " << fr;
-  }
-}
+using test::expect_input_error;
+using test::write_file;
 
+// Runs f, expecting an InputError whose message contains every fragment.
 std::vector<uint8_t> bytes_of(const std::string& s) {
   return std::vector<uint8_t>(s.begin(), s.end());
 }

@@ -25,23 +25,12 @@
 namespace hacm {
 namespace {
 
-void expect_input_error(const std::function<void()>& f, std::initializer_list<std::string> frags) {
-  try {
-    f();
-    ADD_FAILURE() << "no InputError thrown";
-  } catch (const InputError& e) {
-    std::string msg = e.what();
-    for (const auto& fr : frags)
-      EXPECT_NE(msg.find(fr), std::string::npos) << msg << " lacks " << fr;
-  }
-}
+using test::expect_input_error;
+using test::write_file;
 
 std::string read_file(const std::string& p) {
   std::ifstream f(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(f), {});
-}
-void write_file(const std::string& p, const std::string& s) {
-  std::ofstream(p, std::ios::binary | std::ios::trunc).write(s.data(), std::streamsize(s.size()));
 }
 uint32_t rd32(const std::string& s, size_t off) {
   uint32_t v;

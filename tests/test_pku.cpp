@@ -18,24 +18,11 @@
 namespace hacm {
 namespace {
 
+using test::expect_input_error;
+using test::write_file;
+
 std::string pku(const std::string& name) {
   return test::real("pku_mmd/" + name);
-}
-
-void expect_input_error(const std::function<void()>& f, std::initializer_list<std::string> frags) {
-  try {
-    f();
-    ADD_FAILURE() << "no InputError thrown";
-  } catch (const InputError& e) {
-    std::string msg = e.what();
-    for (const auto& fr : frags)
-      EXPECT_NE(msg.find(fr), std::string::npos) << msg << " lacks '" << fr << "'";
-  }
-}
-
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary);
-  f << bytes;
 }
 
 TEST(PkuSkeleton, RealPhase1File) {
