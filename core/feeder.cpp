@@ -12,6 +12,16 @@
 #include "core/npz.h"
 
 namespace hacm {
+
+// Stored members of numpy-written .npz files can sit at any byte offset: a float view of them
+// may be misaligned, so such clips are copied to an aligned buffer first (one clip, ~180 KB).
+static const float* aligned_clip(const float* p, int64_t values, std::vector<float>& scratch) {
+  if (reinterpret_cast<uintptr_t>(p) % alignof(float) == 0) return p;
+  scratch.resize(size_t(values));
+  std::memcpy(scratch.data(), reinterpret_cast<const void*>(p), size_t(values) * sizeof(float));
+  return scratch.data();
+}
+
 namespace {
 
 constexpr int kVals = kFeederC * kFeederV * kFeederM;  // 150 values per frame
@@ -212,15 +222,6 @@ void Feeder::init(const std::string& what) {
 
 FeederDraws Feeder::draws(int64_t i, Rng& rng) const {
   return train_ ? draw_train(rng, valid(i), cfg_) : test_draws(valid(i), cfg_);
-}
-
-// Stored members of numpy-written .npz files can sit at any byte offset: a float view of them
-// may be misaligned, so such clips are copied to an aligned buffer first (one clip, ~180 KB).
-static const float* aligned_clip(const float* p, int64_t values, std::vector<float>& scratch) {
-  if (reinterpret_cast<uintptr_t>(p) % alignof(float) == 0) return p;
-  scratch.resize(size_t(values));
-  std::memcpy(scratch.data(), reinterpret_cast<const void*>(p), size_t(values) * sizeof(float));
-  return scratch.data();
 }
 
 void Feeder::get(int64_t i, Rng& rng, float* out) const {
