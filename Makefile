@@ -3,6 +3,8 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 WITH_TORCH ?= ON
 CMAKE_ARGS ?=
+# ccache hits across checkouts (CI clones) need paths relative to the project root.
+export CCACHE_BASEDIR := $(CURDIR)
 
 .PHONY: all bootstrap configure build test run clean format
 
