@@ -531,7 +531,7 @@ std::string git_commit() {
     ::pclose(f);
   }
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out.empty() ? "unknown" : out;
+  return out.empty() ? std::string(HACM_GIT_COMMIT) + " (configure time)" : out;
 }
 
 void write_json_atomic(const std::string& path, const json& j) {
