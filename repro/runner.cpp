@@ -32,6 +32,7 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "core/skeleton.h"
+#include "repro/reference_trainer.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -531,7 +532,7 @@ std::string git_commit() {
     ::pclose(f);
   }
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out.empty() ? std::string(HACM_GIT_COMMIT) + " (configure time)" : out;
+  return out.empty() ? std::string(HACM_GIT_COMMIT) : out;  // configure-time commit for copied trees
 }
 
 void write_json_atomic(const std::string& path, const json& j) {
@@ -551,12 +552,12 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
   RunOptions opt = opt_in;
   if (opt.work_dir.empty()) opt.work_dir = "runs/" + p.name;
   if (opt.results_dir.empty()) opt.results_dir = "results/" + p.name;
-  if (p.backend == "reference")
-    throw InputError(p.path + ": backend: training with the reference backend is not available yet "
-                     "(its full-model backward is in progress); use \"accelerated\"");
+  // --- reference backend (repro/reference_trainer.h): stage kinds it cannot train fail here.
+  const bool reference = p.backend == "reference";
+  if (reference) check_reference_protocol(p);
   Ctx c{p, opt};
   if (p.device == "cuda" && !at::hasCUDA()) throw InputError(p.path + ": device: \"cuda\" requested but no GPU is present");
-  c.dev = (p.device == "cuda" || (p.device == "auto" && at::hasCUDA())) ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+  c.dev = !reference && (p.device == "cuda" || (p.device == "auto" && at::hasCUDA())) ? at::Device(at::kCUDA) : at::Device(at::kCPU);
   c.threads = p.threads > 0 ? p.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   if (c.dev.is_cpu()) at::set_num_threads(c.threads);
   if (c.dev.is_cuda()) {
@@ -578,6 +579,10 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
     json run = {{"seed", seed}, {"stages", json::array()}};
     StateDict pretrained;
     bool have_pretrained = false;
+    // --- reference backend: its context and the parameters passed between its stages.
+    ReferenceContext rc{&p, seed, c.seed_dir, c.threads, opt.progress,
+                        [&c](const DatasetSpec& d) { return dataset_file(c, d); }, stop_requested};
+    ReferenceParams ref_pretrained;
     for (size_t i = 0; i < p.stages.size(); ++i) {
       const StageSpec& s = p.stages[i];
       std::string tag = "stage" + std::to_string(i) + "_" + s.kind;
@@ -587,6 +592,8 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
         std::ifstream f(done);
         r = json::parse(f);
         std::fprintf(stderr, "[%s] already done (%s)\n", tag.c_str(), done.c_str());
+      } else if (reference) {  // --- reference backend: one call per stage
+        r = run_reference_stage(rc, s, tag, ref_pretrained, have_pretrained);
       } else if (s.kind == "pretrain") {
         r = run_pretrain(c, s, tag, pretrained);
         have_pretrained = true;
