@@ -108,6 +108,55 @@ void BM_HacmPretrainStep(benchmark::State& state) {
                  " " + variant);
 }
 
+// Where the step time goes: forward only, forward + backward, and the optimiser alone, at the
+// authors' batch (64 clips) in fp32 and bf16 autocast. CUDA only.
+void BM_HacmPhase(benchmark::State& state) {
+  const int64_t clips = 64;
+  const int phase = int(state.range(0));  // 0 forward, 1 forward+backward, 2 AdamW step
+  const Mode mode = Mode(state.range(1));
+  at::Device dev = bench_device();
+  if (dev.is_cpu()) {
+    state.SkipWithError("CUDA-only benchmark");
+    return;
+  }
+  at::globalContext().setAllowTF32CuBLAS(false);
+  Setup s = make_setup(clips, "released", dev);
+  std::vector<at::Tensor> params(s.decay);
+  params.insert(params.end(), s.no_decay.begin(), s.no_decay.end());
+  torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-3).betas({0.9, 0.95}).weight_decay(0.05));
+  auto fwd = [&]() {
+    if (mode == kBf16) {
+      at::autocast::set_autocast_enabled(at::kCUDA, true);
+      at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    }
+    at::Tensor loss = accel::hacm_forward(s.sd, s.cfg, s.x5, s.Ut, s.Us).loss;
+    if (mode == kBf16) {
+      at::autocast::set_autocast_enabled(at::kCUDA, false);
+      at::autocast::clear_cache();
+    }
+    return loss;
+  };
+  // Gradients exist for the optimiser-only phase.
+  fwd().backward();
+  for (int i = 0; i < 3; ++i) fwd().backward();
+  for (auto _ : state) {
+    if (phase == 0) {
+      at::NoGradGuard no_grad;
+      benchmark::DoNotOptimize(fwd().item<float>());
+    } else if (phase == 1) {
+      opt.zero_grad();
+      at::Tensor loss = fwd();
+      loss.backward();
+      benchmark::DoNotOptimize(loss.item<float>());
+    } else {
+      opt.step();
+      benchmark::DoNotOptimize(params[0].sum().item<float>());
+    }
+  }
+  static const char* names[] = {"forward (no grad)", "forward+backward", "AdamW step"};
+  state.SetLabel(std::string(names[phase]) + (mode == kBf16 ? " bf16" : " fp32"));
+}
+
 // Validation: the float32 forward on the benchmark device reproduces the golden loss.
 bool validate() {
   const char* gd = std::getenv("HACM_GOLDEN_DIR");
@@ -147,6 +196,8 @@ BENCHMARK(BM_HacmPretrainStep)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->ArgsProduct({{64}, {kFp32, kTf32, kBf16}, {0, 1}});
+
+BENCHMARK(BM_HacmPhase)->Unit(benchmark::kMillisecond)->UseRealTime()->ArgsProduct({{0, 1, 2}, {kFp32, kBf16}});
 
 int main(int argc, char** argv) {
   if (!validate()) return 1;
