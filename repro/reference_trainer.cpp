@@ -1,0 +1,579 @@
+// Protocol stages on the Eigen reference backend (see reference_trainer.h). The structure follows
+// runner.cpp's accelerated stages line for line where the semantics are shared (seeds, batch
+// order, schedule, checkpoint keys, result keys), so the two can be read side by side.
+#include "repro/reference_trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include "core/error.h"
+#include "core/feeder.h"
+#include "core/model_init.h"
+#include "core/npz.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "core/skeleton.h"
+#include "reference/downstream.h"
+#include "reference/hacm_model.h"
+#include "reference/mamp.h"
+#include "reference/optim.h"
+#include "repro/runner.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace hacm::repro {
+
+namespace {
+
+using ref::Tensor;
+using Clock = std::chrono::steady_clock;
+using Named = std::vector<std::pair<std::string, Tensor<float>*>>;
+
+// Seed mixing and shuffles: the same functions as runner.cpp, so both backends draw the same
+// batches, crops, rotations and masking uniforms for a given (seed, epoch, step).
+uint64_t mix(uint64_t a, uint64_t b) {
+  return (a * 0x9e3779b97f4a7c15ULL) ^ (b + 0x632be59bd9b4e019ULL + (a << 6) + (a >> 2));
+}
+
+std::vector<int64_t> permutation(int64_t n, uint64_t seed) {
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = i;
+  Rng rng(seed);
+  for (int64_t i = n - 1; i > 0; --i)
+    std::swap(v[size_t(i)], v[size_t(rng.below(uint64_t(i + 1)))]);
+  return v;
+}
+
+// accel::cosine_lr (ref::lr_at plus its epochs <= warmup guard).
+double lr_at(double e, const StageSpec& s) {
+  if (e >= s.warmup_epochs && double(s.epochs) <= s.warmup_epochs) return s.lr;
+  return ref::lr_at(e, s.lr, s.min_lr, s.warmup_epochs, double(s.epochs));
+}
+
+FeederConfig feeder_config(const MethodSpec& m, bool vel) {
+  FeederConfig f;
+  f.window = int(m.frames);
+  f.vel = vel;
+  return f;
+}
+
+ModelShape model_shape(const MethodSpec& m) {
+  ModelShape s;
+  s.dim = s.decoder_dim = m.dim;
+  s.depth = m.depth;
+  s.decoder_depth = m.decoder_depth;
+  s.mlp_ratio = m.mlp_ratio;
+  s.frames = m.frames;
+  s.t_patch = m.t_patch;
+  s.hacm = m.name == "hacm";
+  s.joints = s.hacm ? kKeptJoints : kNtuJoints;
+  return s;
+}
+
+// Clips idx -> x5 [B, 3, W, 25, 2] (float, the feeder's output layout); labels [B] if non-null.
+Tensor<float> make_batch(const ReferenceContext& c, const Feeder& f,
+                         const std::vector<int64_t>& idx, uint64_t seed,
+                         std::vector<int64_t>* labels) {
+  const int64_t B = int64_t(idx.size());
+  Tensor<float> x({B, 3, f.window(), kFeederV, kFeederM});
+  std::vector<int64_t> lab(static_cast<size_t>(B));
+  f.get_batch(idx.data(), B, seed, x.ptr(), lab.data(), c.threads);
+  if (labels) *labels = std::move(lab);
+  return x;
+}
+
+// uniform_tensor of runner.cpp: [rows, cols] float(U[0,1)) from Rng(seed), row-major.
+Tensor<float> uniforms(int64_t rows, int64_t cols, uint64_t seed) {
+  Tensor<float> t({rows, cols});
+  Rng rng(seed);
+  for (auto& v : t.data) v = float(rng.uniform());
+  return t;
+}
+
+std::string fmt(const char* f, double a) {
+  char b[64];
+  std::snprintf(b, sizeof b, f, a);
+  return b;
+}
+
+void check_finite(double loss, const std::string& stage, int64_t epoch, int64_t step,
+                  const std::string& ckpt) {
+  if (std::isfinite(loss)) return;
+  throw std::runtime_error(stage + ": loss became " + (std::isnan(loss) ? "NaN" : "Inf") +
+                           " at epoch " + std::to_string(epoch) + " step " + std::to_string(step) +
+                           "; stopped. The last good checkpoint is kept: " + ckpt);
+}
+
+// ---------------------------------------------------------------------------------------------
+// AdamW with its moments exposed for checkpoints. The update is ref::AdamW::step's, operation for
+// operation (ref::AdamW keeps its state private); tests/test_reference_training.cpp checks the
+// two stay bitwise equal. State is keyed by parameter name as in accel::AdamW::save.
+class CheckpointedAdamW {
+ public:
+  CheckpointedAdamW(std::vector<ref::ParamRef<float>> refs, double b1, double b2, double eps = 1e-8)
+      : refs_(std::move(refs)), b1_(b1), b2_(b2), eps_(eps) {
+    for (const auto& p : refs_) {
+      m_.emplace_back(p.p->data.size(), 0.f);
+      v_.emplace_back(p.p->data.size(), 0.f);
+    }
+  }
+  void step(double lr) {
+    using T = float;
+    ++t_;
+    const double bc1 = 1.0 - std::pow(b1_, double(t_)), bc2 = 1.0 - std::pow(b2_, double(t_));
+    for (size_t k = 0; k < refs_.size(); ++k) {
+      ref::ParamRef<T>& p = refs_[k];
+      const double plr = lr * p.lr_scale;
+      const T decay = T(1.0 - plr * p.weight_decay), step = T(plr / bc1), sq2 = T(std::sqrt(bc2));
+      std::vector<T>&m = m_[k], &v = v_[k];
+      for (size_t i = 0; i < m.size(); ++i) {
+        const T g = p.g->data[i];
+        T& x = p.p->data[i];
+        x *= decay;
+        m[i] = T(b1_) * m[i] + T(1 - b1_) * g;
+        v[i] = T(b2_) * v[i] + T(1 - b2_) * g * g;
+        x -= step * m[i] / (std::sqrt(v[i]) / sq2 + T(eps_));
+      }
+    }
+  }
+  void save(std::map<std::string, NdArray>& out, const std::string& prefix) const {
+    for (size_t k = 0; k < refs_.size(); ++k) {
+      const auto& shape = refs_[k].p->shape;
+      out[prefix + "exp_avg." + refs_[k].name] = NdArray::from<float>(shape, m_[k].data());
+      out[prefix + "exp_avg_sq." + refs_[k].name] = NdArray::from<float>(shape, v_[k].data());
+    }
+    out[prefix + "step"] = NdArray::from<int64_t>({}, &t_);
+  }
+  void load(const std::map<std::string, NdArray>& in, const std::string& prefix,
+            const std::string& file) {
+    auto get = [&](const std::string& key, std::vector<float>& dst) {
+      auto it = in.find(key);
+      if (it == in.end() || it->second.numel() != int64_t(dst.size()))
+        throw InputError(file + ": checkpoint lacks " + key + " (or its size differs)");
+      for (size_t i = 0; i < dst.size(); ++i) dst[i] = float(it->second.at_f64(int64_t(i)));
+    };
+    for (size_t k = 0; k < refs_.size(); ++k) {
+      get(prefix + "exp_avg." + refs_[k].name, m_[k]);
+      get(prefix + "exp_avg_sq." + refs_[k].name, v_[k]);
+    }
+    auto it = in.find(prefix + "step");
+    if (it == in.end()) throw InputError(file + ": checkpoint lacks " + prefix + "step");
+    t_ = it->second.at_i64(0);
+  }
+
+ private:
+  std::vector<ref::ParamRef<float>> refs_;
+  double b1_, b2_, eps_;
+  int64_t t_ = 0;
+  std::vector<std::vector<float>> m_, v_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// pretraining models behind one interface: every parameter by state_dict name, the gradients in
+// the same order, and one forward + backward step.
+
+struct PretrainModel {
+  virtual ~PretrainModel() = default;
+  virtual Named params() = 0;
+  virtual Named grads() = 0;
+  // x5 [B, 3, W, 25, 2] -> loss; grads() overwritten with its gradient. Masking uniforms are
+  // drawn from step_seed exactly as runner.cpp draws them.
+  virtual double step(const Tensor<float>& x5, uint64_t step_seed) = 0;
+};
+
+// Moves each freshly computed gradient into the accumulator the optimiser points at (the Tensor
+// objects stay in place, so the ParamRef pointers remain valid).
+void assign_grads(Named dst, Named src) {
+  for (size_t i = 0; i < dst.size(); ++i) *dst[i].second = std::move(*src[i].second);
+}
+
+struct HacmModel : PretrainModel {
+  ref::HacmConfig cfg;
+  ref::HacmWeights<float> w, g;
+  int64_t group_tokens = 0;  // tokens per group (Lt = Ls), the width of each uniform draw
+  HacmModel(const MethodSpec& m, const ref::Checkpoint<float>& init) {
+    cfg.heads = int(m.heads);
+    cfg.variant = m.variant;
+    cfg.keep_ratio = m.keep_ratio;
+    cfg.temperature = m.temperature;
+    cfg.distance_factor = m.dist_factor;
+    w = ref::HacmWeights<float>::load(init, cfg);
+    g = w.zeros_like();
+    group_tokens = m.frames / m.t_patch / 2 * kKeptJoints;
+  }
+  Named params() override { return w.named(); }
+  Named grads() override { return g.named(); }
+  double step(const Tensor<float>& x5, uint64_t seed) override {
+    const int64_t NM = x5.dim(0) * x5.dim(4);
+    Tensor<float> ut = uniforms(NM, group_tokens, mix(seed, 1));
+    Tensor<float> us = uniforms(NM, group_tokens, mix(seed, 2));
+    ref::HacmForward<float> f = ref::hacm_forward(x5, ut, us, w, cfg);
+    ref::HacmGrads<float> gr = ref::hacm_backward(f, x5, w, cfg);
+    assign_grads(g.named(), gr.w.named());
+    return double(f.loss);
+  }
+};
+
+struct MampModel : PretrainModel {
+  ref::MampConfig cfg;
+  ref::MampWeights<float> w, g;
+  int64_t tokens = 0;
+  MampModel(const MethodSpec& m, const ref::Checkpoint<float>& init) {
+    cfg.heads = int(m.heads);
+    cfg.mask_ratio = m.mask_ratio;
+    cfg.tau = m.tau;
+    w = ref::MampWeights<float>::load(init, cfg);
+    g = w.zeros_like();
+    tokens = (m.frames / m.t_patch) * kNtuJoints;
+  }
+  Named params() override { return w.named(); }
+  Named grads() override { return g.named(); }
+  double step(const Tensor<float>& x5, uint64_t seed) override {
+    const int64_t NM = x5.dim(0) * x5.dim(4);
+    Tensor<float> u = uniforms(NM, tokens, mix(seed, 1));
+    ref::MampForward<float> f = ref::mamp_forward(x5, u, w, cfg);
+    ref::MampGrads<float> gr = ref::mamp_backward(f, x5, w, cfg);
+    assign_grads(g.named(), gr.w.named());
+    return double(f.loss);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// checkpoints (runner.cpp's format: params, optim.*, meta.*; one npz written atomically)
+
+struct CkptMeta {
+  int64_t epoch = 0;       // epochs completed
+  int64_t step = 0;        // steps completed in epoch `epoch` (a checkpoint taken on a stop)
+  double partial_sum = 0;  // loss sum of those steps
+  json curves = json::object();
+};
+
+void save_ckpt(const std::string& path, const Named& params, const CheckpointedAdamW& opt,
+               const CkptMeta& meta) {
+  std::map<std::string, NdArray> out;
+  for (const auto& [k, t] : params) out[k] = ref::to_ndarray(*t);  // float32 on disk: exact
+  opt.save(out, "optim.");
+  out["meta.epoch"] = NdArray::from<int64_t>({}, &meta.epoch);
+  out["meta.step"] = NdArray::from<int64_t>({}, &meta.step);
+  out["meta.partial_sum"] = NdArray::from<double>({}, &meta.partial_sum);
+  std::string js = meta.curves.dump();
+  out["meta.curves_json"] =
+      NdArray::from<uint8_t>({int64_t(js.size())}, reinterpret_cast<const uint8_t*>(js.data()));
+  npz_save(path, out);
+}
+
+bool load_ckpt(const std::string& path, const Named& params, CheckpointedAdamW& opt,
+               CkptMeta& meta) {
+  if (!fs::exists(path)) return false;
+  std::map<std::string, NdArray> in = npz_load(path);
+  for (const auto& [k, t] : params) {
+    auto it = in.find(k);
+    if (it == in.end()) throw InputError(path + ": checkpoint lacks parameter " + k);
+    if (it->second.shape != t->shape)
+      throw InputError(path + ": parameter " + k + " has shape " +
+                       ref::shape_str(it->second.shape) + ", the protocol's model wants " +
+                       ref::shape_str(t->shape));
+    *t = ref::from_ndarray<float>(it->second);
+  }
+  opt.load(in, "optim.", path);
+  for (const char* k : {"meta.epoch", "meta.step", "meta.partial_sum", "meta.curves_json"})
+    if (!in.count(k)) throw InputError(path + ": checkpoint lacks " + k);
+  meta.epoch = in.at("meta.epoch").at_i64(0);
+  meta.step = in.at("meta.step").at_i64(0);
+  meta.partial_sum = in.at("meta.partial_sum").at_f64(0);
+  const NdArray& cj = in.at("meta.curves_json");
+  meta.curves =
+      json::parse(std::string(reinterpret_cast<const char*>(cj.bytes), size_t(cj.numel())));
+  return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// pretraining
+
+json run_pretrain(const ReferenceContext& c, const StageSpec& s, const std::string& tag,
+                  ReferenceParams& out) {
+  const MethodSpec& m = c.p->method;
+  Feeder train(c.dataset_file(c.p->dataset), "train", feeder_config(m, s.vel), true);
+  ref::Checkpoint<float> init =
+      ref::checkpoint_from_arrays<float>(init_pretrain_params(model_shape(m), c.seed), "init");
+  std::unique_ptr<PretrainModel> model;
+  if (m.name == "hacm")
+    model = std::make_unique<HacmModel>(m, init);
+  else
+    model = std::make_unique<MampModel>(m, init);
+  const Named params = model->params(), grads = model->grads();
+  // l1/l2 only feed an argsort in the released code: no gradient, not in the optimiser (as the
+  // accelerated runner, where they do not require grad).
+  Named trainable, trainable_g;
+  for (size_t i = 0; i < params.size(); ++i) {
+    const std::string& k = params[i].first;
+    if (k.rfind("l1.", 0) == 0 || k.rfind("l2.", 0) == 0) continue;
+    trainable.push_back(params[i]);
+    trainable_g.push_back(grads[i]);
+  }
+  CheckpointedAdamW opt(ref::make_param_refs<float>(trainable, trainable_g, s.weight_decay),
+                        s.beta1, s.beta2);
+  const int64_t B = std::min<int64_t>(s.batch_size, train.size());
+  const int64_t steps = train.size() / B;  // drop_last, as the authors
+  if (steps == 0)
+    throw InputError(c.p->path + ": pretrain batch_size larger than the training set");
+  const std::string ckpt = c.seed_dir + "/" + tag + ".ckpt.npz";
+  CkptMeta meta;
+  if (load_ckpt(ckpt, params, opt, meta))
+    std::fprintf(stderr, "[%s] resuming from %s (%lld epochs + %lld steps done)\n", tag.c_str(),
+                 ckpt.c_str(), (long long)meta.epoch, (long long)meta.step);
+  if (!meta.curves.contains("loss")) meta.curves["loss"] = json::array();
+
+  auto t0 = Clock::now();
+  int64_t epochs_here = 0, steps_here = 0;
+  for (int64_t e = meta.epoch; e < s.epochs; ++e) {
+    std::vector<int64_t> order = permutation(train.size(), mix(c.seed, 1000 + e));
+    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps,
+                 c.progress);
+    double sum = meta.partial_sum;
+    const int64_t first = meta.step;
+    bar.tick(first);
+    for (int64_t it = first; it < steps; ++it) {
+      if (c.stop && c.stop()) {  // checkpoint mid-epoch; the rerun continues at this step
+        bar.finish();
+        meta.step = it;
+        meta.partial_sum = sum;
+        save_ckpt(ckpt, params, opt, meta);
+        std::fprintf(stderr, "[%s] stopped by signal; checkpoint written to %s\n", tag.c_str(),
+                     ckpt.c_str());
+        throw RunStopped();
+      }
+      std::vector<int64_t> idx(order.begin() + it * B, order.begin() + (it + 1) * B);
+      const uint64_t step_seed = mix(mix(c.seed, 2000 + e), uint64_t(it));
+      Tensor<float> x5 = make_batch(c, train, idx, step_seed, nullptr);
+      const double lr = lr_at(double(e) + double(it) / double(steps), s);
+      const double l = model->step(x5, step_seed);
+      check_finite(l, tag, e, it, ckpt);
+      opt.step(lr);
+      sum += l;
+      ++steps_here;
+      bar.set_note("loss " + fmt("%.4f", l) + " lr " + fmt("%.2e", lr));
+      bar.tick();
+    }
+    bar.finish();
+    meta.curves["loss"].push_back(sum / double(steps));
+    ++epochs_here;
+    {
+      double el = std::chrono::duration<double>(Clock::now() - t0).count();
+      double eta = el / double(epochs_here) * double(s.epochs - e - 1);
+      std::fprintf(stderr,
+                   "[%s] epoch %lld/%lld: loss %.5f  %.1f clips/s  eta %.0f s (reference)\n",
+                   tag.c_str(), (long long)e + 1, (long long)s.epochs, sum / double(steps),
+                   double(B * steps_here) / el, eta);
+    }
+    meta.epoch = e + 1;
+    meta.step = 0;
+    meta.partial_sum = 0;
+    bool last = e + 1 == s.epochs;
+    if (last || (s.checkpoint_every > 0 && (e + 1) % s.checkpoint_every == 0))
+      save_ckpt(ckpt, params, opt, meta);
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  out = ReferenceParams();
+  out.source = ckpt;
+  for (const auto& [k, t] : params) out.tensors[k] = *t;
+  json r = {
+      {"kind", "pretrain"},
+      {"epochs", s.epochs},
+      {"batch_size", B},
+      {"steps_per_epoch", steps},
+      {"final_loss", meta.curves["loss"].empty() ? json(nullptr) : meta.curves["loss"].back()},
+      {"curves", meta.curves},
+      {"wall_s", secs},
+      {"checkpoint", ckpt}};
+  if (steps_here > 0) r["step_ms"] = 1e3 * secs / double(steps_here);
+  return r;
+}
+
+// ---------------------------------------------------------------------------------------------
+// linear probe: frozen encoder, BatchNorm1d(affine=False) + fc, SGD with momentum
+
+struct EvalResult {
+  double top1 = 0, top5 = 0;
+};
+
+// Top-k hits of logits [N, K]: the label's logit has fewer than k strictly larger ones.
+int64_t topk_correct(const Tensor<float>& logits, const std::vector<int64_t>& labels, int64_t k) {
+  const int64_t N = logits.dim(0), K = logits.dim(1);
+  int64_t hits = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const float* z = logits.ptr() + n * K;
+    const float zy = z[labels[size_t(n)]];
+    int64_t above = 0;
+    for (int64_t j = 0; j < K; ++j) above += z[j] > zy;
+    hits += above < k;
+  }
+  return hits;
+}
+
+json finish_eval(json curves, const std::vector<EvalResult>& evals, const char* kind, double secs,
+                 const json& extra) {
+  json r = {{"kind", kind}, {"curves", curves}, {"wall_s", secs}};
+  if (!evals.empty()) {
+    double mx = 0;
+    for (const auto& e : evals) mx = std::max(mx, e.top1);
+    r["top1_final"] = evals.back().top1;
+    r["top5_final"] = evals.back().top5;
+    r["top1_max"] = mx;
+    r["top1_max_note"] =
+        "best epoch on the test set (the authors' convention; no validation split)";
+  }
+  for (auto it = extra.begin(); it != extra.end(); ++it) r[it.key()] = it.value();
+  return r;
+}
+
+json run_linear(const ReferenceContext& c, const StageSpec& s, const std::string& tag,
+                const ReferenceParams* pretrained) {
+  const MethodSpec& m = c.p->method;
+  const std::string file = c.dataset_file(c.p->dataset);
+  Feeder train(file, "train", feeder_config(m, s.vel), true);
+  Feeder test(file, "test", feeder_config(m, s.vel), false);
+  ref::EncoderConfig ec;
+  ec.heads = int(m.heads);
+  ec.hyperbolic = m.name == "hacm";
+  if (m.name != "hacm") ec.kept.clear();  // MAMP: every joint
+  const ref::EncoderWeights<float> enc = ref::EncoderWeights<float>::load(
+      pretrained ? *pretrained
+                 : ref::checkpoint_from_arrays<float>(
+                       init_pretrain_params(model_shape(m), mix(c.seed, 77)), "random init"),
+      ec);
+  const int64_t C = train.num_classes(), d = m.dim;
+  // Head: BatchNorm1d(d, affine=False, eps 1e-6) + fc with trunc-normal(0.01) weight, zero bias
+  // (the same draws as runner.cpp).
+  ref::LinprobeHead<float> head;
+  head.bn = true;
+  head.norm.running_mean = Tensor<float>({d}, 0.f);
+  head.norm.running_var = Tensor<float>({d}, 1.f);
+  head.fc.w = Tensor<float>({C, d});
+  head.fc.b = Tensor<float>({C}, 0.f);
+  {
+    Rng rng(mix(c.seed, 88));
+    for (auto& v : head.fc.w.data) v = float(std::fmax(-2, std::fmin(2, rng.normal(0, 0.01))));
+  }
+  ref::LinearParams<float> gfc{Tensor<float>({C, d}), Tensor<float>({C})};
+  Named hp = {{"fc.weight", &head.fc.w}, {"fc.bias", &head.fc.b}},
+        hg = {{"fc.weight", &gfc.w}, {"fc.bias", &gfc.b}};
+  std::vector<ref::ParamRef<float>> refs = ref::make_param_refs<float>(hp, hg, 0.0);
+  for (auto& r : refs) r.weight_decay = s.weight_decay;  // one group, as runner.cpp
+  ref::SgdMomentum<float> opt(s.momentum);  // no checkpoint here, so its private state is fine
+  const int64_t B = std::min<int64_t>(s.batch_size, train.size());
+  const int64_t steps = train.size() / B;
+  auto features = [&](const Feeder& f, const std::vector<int64_t>& idx, uint64_t seed,
+                      std::vector<int64_t>* labels) {
+    return ref::linprobe_features(
+        ref::encoder_forward(make_batch(c, f, idx, seed, labels), enc, ec));
+  };
+  // Test features are deterministic (centre crop): computed once.
+  std::vector<Tensor<float>> test_feat;
+  std::vector<std::vector<int64_t>> test_lab;
+  {
+    Progress bar(tag + " test features", (test.size() + B - 1) / B, c.progress);
+    for (int64_t i = 0; i < test.size(); i += B) {
+      std::vector<int64_t> idx, lab;
+      for (int64_t j = i; j < std::min(test.size(), i + B); ++j) idx.push_back(j);
+      test_feat.push_back(features(test, idx, 0, &lab));
+      test_lab.push_back(lab);
+      bar.tick();
+    }
+  }
+  auto evaluate = [&]() {
+    int64_t c1 = 0, c5 = 0, n = 0;
+    for (size_t i = 0; i < test_feat.size(); ++i) {
+      Tensor<float> logits = ref::linprobe_head_forward(test_feat[i], head, false);
+      c1 += topk_correct(logits, test_lab[i], 1);
+      c5 += topk_correct(logits, test_lab[i], 5);
+      n += int64_t(test_lab[i].size());
+    }
+    return EvalResult{100.0 * double(c1) / double(n), 100.0 * double(c5) / double(n)};
+  };
+  json curves = {{"loss", json::array()}, {"top1", json::array()}, {"top5", json::array()}};
+  std::vector<EvalResult> evals;
+  auto t0 = Clock::now();
+  for (int64_t e = 0; e < s.epochs; ++e) {
+    std::vector<int64_t> order = permutation(train.size(), mix(c.seed, 3000 + e));
+    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps,
+                 c.progress);
+    double sum = 0;
+    for (int64_t it = 0; it < steps; ++it) {
+      if (c.stop && c.stop()) throw RunStopped();
+      std::vector<int64_t> idx(order.begin() + it * B, order.begin() + (it + 1) * B), lab;
+      Tensor<float> feat = features(train, idx, mix(mix(c.seed, 4000 + e), uint64_t(it)), &lab);
+      const double lr = lr_at(double(e) + double(it) / double(steps), s);
+      // BN in train mode: batch statistics, running stats updated with momentum 0.1.
+      ref::HeadCache<float> hc;
+      Tensor<float> logits = ref::linprobe_head_forward(feat, head, true, 0.1, &hc);
+      Tensor<float> g_logits;
+      const double l = double(ref::cross_entropy(logits, lab, 0.0, &g_logits));
+      check_finite(l, tag, e, it, "(linear probe keeps no checkpoint)");
+      std::fill(gfc.w.data.begin(), gfc.w.data.end(), 0.f);
+      std::fill(gfc.b.data.begin(), gfc.b.data.end(), 0.f);
+      ref::linear_backward(hc.bn_out, head.fc, g_logits, gfc);  // the encoder is frozen
+      opt.step(refs, lr);
+      sum += l;
+      bar.set_note("loss " + fmt("%.4f", l));
+      bar.tick();
+    }
+    bar.finish();
+    curves["loss"].push_back(sum / double(steps));
+    if ((e + 1) % s.eval_every == 0 || e + 1 == s.epochs) {
+      EvalResult r = evaluate();
+      evals.push_back(r);
+      curves["top1"].push_back(r.top1);
+      curves["top5"].push_back(r.top5);
+      std::fprintf(stderr, "[%s] epoch %lld: test top-1 %.2f %%, top-5 %.2f %%\n", tag.c_str(),
+                   (long long)e + 1, r.top1, r.top5);
+    }
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  return finish_eval(curves, evals, "linear", secs,
+                     {{"encoder", pretrained ? "pretrained" : "random init"},
+                      {"batch_size", B},
+                      {"epochs", s.epochs}});
+}
+
+}  // namespace
+
+void check_reference_protocol(const Protocol& p) {
+  for (size_t i = 0; i < p.stages.size(); ++i) {
+    const std::string& k = p.stages[i].kind;
+    if (k != "pretrain" && k != "linear")
+      throw InputError(p.path + ": stages[" + std::to_string(i) + "].kind: \"" + k +
+                       "\" is not available with backend \"reference\" yet (it trains "
+                       "\"pretrain\" and \"linear\"); use backend \"accelerated\"");
+  }
+  if (p.device == "cuda")
+    throw InputError(p.path +
+                     ": device: \"cuda\" cannot be used with backend \"reference\" (Eigen, "
+                     "single-threaded CPU)");
+}
+
+json run_reference_stage(const ReferenceContext& c, const StageSpec& s, const std::string& tag,
+                         ReferenceParams& pretrained, bool& have_pretrained) {
+  if (s.kind == "pretrain") {
+    json r = run_pretrain(c, s, tag, pretrained);
+    have_pretrained = true;
+    return r;
+  }
+  if (s.kind == "linear") {
+    const bool scratch = s.from == "scratch";
+    json r = run_linear(c, s, tag, have_pretrained && !scratch ? &pretrained : nullptr);
+    if (c.p->random_baseline) r["linear_random"] = run_linear(c, s, tag + "_random", nullptr);
+    return r;
+  }
+  check_reference_protocol(*c.p);  // throws for the stage kinds not available
+  throw InputError(c.p->path + ": stage kind \"" + s.kind +
+                   "\" is not available with the reference");
+}
+
+}  // namespace hacm::repro

@@ -1,0 +1,49 @@
+// Protocol stages on the Eigen reference backend (`"backend": "reference"`): pretraining (HA-CM
+// released / corrected, MAMP) and the linear probe, in float (the reference's float
+// instantiation), single-threaded and deterministic. Same data, seeds, checkpoint format and
+// resume semantics as the accelerated stages of runner.cpp:
+//  * batches from Feeder::get_batch, per-epoch permutations and per-step seeds derived from
+//    (seed, epoch, step), masking uniforms from our Rng, so both backends see the same numbers;
+//  * pretraining checkpoint `<seed_dir>/<tag>.ckpt.npz`: parameters by state_dict name, the AdamW
+//    state as optim.exp_avg.<name> / optim.exp_avg_sq.<name> / optim.step, progress as meta.*,
+//    written atomically; a stop request checkpoints mid-epoch and a rerun continues bitwise;
+//  * the linear probe keeps no checkpoint (a stopped probe restarts at its first epoch).
+// This file is torch-free: the runner passes its dataset resolver and stop flag in.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "core/protocol.h"
+#include "reference/checkpoint.h"
+
+namespace hacm::repro {
+
+struct ReferenceContext {
+  const Protocol* p = nullptr;
+  uint64_t seed = 0;
+  std::string seed_dir;  // checkpoints go here
+  int threads = 1;       // data loading only (the model is single-threaded)
+  bool progress = true;
+  // The npz of a dataset spec (the runner's resolver: generates the synthetic set once).
+  std::function<std::string(const DatasetSpec&)> dataset_file;
+  // Polled before every step; true = checkpoint (pretraining) and throw RunStopped.
+  std::function<bool()> stop;
+};
+
+// Parameters handed from the pretraining stage to the following stages.
+using ReferenceParams = ref::Checkpoint<float>;
+
+// Throws InputError (naming the file and stage) for what the reference cannot train yet
+// (finetune / semi / transfer). Called before any work.
+void check_reference_protocol(const Protocol& p);
+
+// One stage. `pretrained` is filled by a pretrain stage and read by the later ones
+// (`have_pretrained` says whether it holds anything). linear + random_baseline also runs the
+// probe on a random-init encoder (result key "linear_random"), as the accelerated runner.
+nlohmann::json run_reference_stage(const ReferenceContext& c, const StageSpec& s,
+                                   const std::string& tag, ReferenceParams& pretrained,
+                                   bool& have_pretrained);
+
+}  // namespace hacm::repro
