@@ -47,6 +47,7 @@ std::vector<ParamRef<T>> make_param_refs(
 
 double lr_at(double e, double lr, double min_lr, double warmup, double epochs) {
   if (e < warmup) return lr * e / warmup;
+  if (epochs <= warmup) return lr;  // no cosine phase (avoids 0/0), as accel::cosine_lr
   const double pi = std::acos(-1.0);
   return min_lr + (lr - min_lr) * 0.5 * (1.0 + std::cos(pi * (e - warmup) / (epochs - warmup)));
 }

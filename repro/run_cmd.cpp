@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/protocol.h"
 #include "repro/commands.h"
+#include "repro/reference_trainer.h"
 #include "repro/runner.h"
 #include "repro/table.h"
 
@@ -27,6 +28,7 @@ void add_run_command(CLI::App& app) {
   sub->add_flag("--no-progress", [o](int64_t) { o->run.progress = false; }, "no progress bars");
   sub->callback([o]() {
     Protocol p = load_protocol(o->file);  // InputError -> exit 2 before any work
+    if (p.backend == "reference") check_reference_protocol(p);  // stages it cannot train
     if (o->validate_only) {
       std::printf("%s: valid (%zu stages, method %s, backend %s)\n", o->file.c_str(), p.stages.size(),
                   p.method.name.c_str(), p.backend.c_str());

@@ -310,6 +310,21 @@ struct EvalResult {
   double top1 = 0, top5 = 0;
 };
 
+// After a training epoch of a downstream stage: record the mean loss and, every eval_every
+// epochs and at the last one, evaluate on the test set and record top-1 / top-5.
+template <class Eval>
+void end_epoch(const StageSpec& s, const std::string& tag, int64_t e, double mean_loss, Eval&& evaluate, json& curves,
+               std::vector<EvalResult>& evals) {
+  curves["loss"].push_back(mean_loss);
+  if ((e + 1) % s.eval_every != 0 && e + 1 != s.epochs) return;
+  EvalResult r = evaluate();
+  evals.push_back(r);
+  curves["top1"].push_back(r.top1);
+  curves["top5"].push_back(r.top5);
+  std::fprintf(stderr, "[%s] epoch %lld: loss %.4f, test top-1 %.2f %%, top-5 %.2f %%\n", tag.c_str(), (long long)e + 1,
+               mean_loss, r.top1, r.top5);
+}
+
 json finish_eval(json curves, const std::vector<EvalResult>& evals, const char* kind, double secs,
                  const json& extra = json::object()) {
   json r = {{"kind", kind}, {"curves", curves}, {"wall_s", secs}};
@@ -403,14 +418,7 @@ json run_linear(Ctx& c, const StageSpec& s, const std::string& tag, const StateD
       bar.tick();
     }
     bar.finish();
-    curves["loss"].push_back(sum / double(steps));
-    if ((e + 1) % s.eval_every == 0 || e + 1 == s.epochs) {
-      EvalResult r = evaluate();
-      evals.push_back(r);
-      curves["top1"].push_back(r.top1);
-      curves["top5"].push_back(r.top5);
-      std::fprintf(stderr, "[%s] epoch %lld: test top-1 %.2f %%, top-5 %.2f %%\n", tag.c_str(), (long long)e + 1, r.top1, r.top5);
-    }
+    end_epoch(s, tag, e, sum / double(steps), evaluate, curves, evals);
   }
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   return finish_eval(curves, evals, "linear", secs,
@@ -506,14 +514,7 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
       bar.tick();
     }
     bar.finish();
-    curves["loss"].push_back(sum / double(steps));
-    if ((e + 1) % s.eval_every == 0 || e + 1 == s.epochs) {
-      EvalResult r = evaluate();
-      evals.push_back(r);
-      curves["top1"].push_back(r.top1);
-      curves["top5"].push_back(r.top5);
-      std::fprintf(stderr, "[%s] epoch %lld: test top-1 %.2f %%, top-5 %.2f %%\n", tag.c_str(), (long long)e + 1, r.top1, r.top5);
-    }
+    end_epoch(s, tag, e, sum / double(steps), evaluate, curves, evals);
   }
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   extra["from"] = s.from;
@@ -598,7 +599,7 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
         r = run_pretrain(c, s, tag, pretrained);
         have_pretrained = true;
       } else if (s.kind == "linear") {
-        r = run_linear(c, s, tag, have_pretrained ? &pretrained : nullptr);
+        r = run_linear(c, s, tag, have_pretrained && s.from == "pretrain" ? &pretrained : nullptr);
         if (p.random_baseline) r["linear_random"] = run_linear(c, s, tag + "_random", nullptr);
       } else {
         r = run_finetune(c, s, tag, have_pretrained ? &pretrained : nullptr);

@@ -1,6 +1,7 @@
 // The protocol runner: executes the stages of a protocol for each seed, with atomic
 // checkpoints, resume, progress output and a result JSON. Training runs on the accelerated
-// backend (LibTorch, CUDA or CPU).
+// backend (LibTorch, CUDA or CPU) or, for pretraining and the linear probe, on the reference
+// backend (repro/reference_trainer.h, CPU, float).
 #pragma once
 #include <stdexcept>
 #include <string>
