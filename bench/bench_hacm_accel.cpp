@@ -16,6 +16,7 @@
 #include <cstdlib>
 
 #include "accelerated/hacm.h"
+#include "accelerated/train.h"
 #include "core/model_init.h"
 #include "core/npz.h"
 #include "core/rng.h"
@@ -112,7 +113,7 @@ void BM_HacmPretrainStep(benchmark::State& state) {
 // authors' batch (64 clips) in fp32 and bf16 autocast. CUDA only.
 void BM_HacmPhase(benchmark::State& state) {
   const int64_t clips = 64;
-  const int phase = int(state.range(0));  // 0 forward, 1 forward+backward, 2 AdamW step
+  const int phase = int(state.range(0));  // 0 forward, 1 forward+backward, 2 torch AdamW, 3 our AdamW
   const Mode mode = Mode(state.range(1));
   at::Device dev = bench_device();
   if (dev.is_cpu()) {
@@ -124,6 +125,7 @@ void BM_HacmPhase(benchmark::State& state) {
   std::vector<at::Tensor> params(s.decay);
   params.insert(params.end(), s.no_decay.begin(), s.no_decay.end());
   torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-3).betas({0.9, 0.95}).weight_decay(0.05));
+  accel::AdamW ours(s.sd, accel::weight_decay_groups(s.sd, 0.05), 0.9, 0.95);
   auto fwd = [&]() {
     if (mode == kBf16) {
       at::autocast::set_autocast_enabled(at::kCUDA, true);
@@ -148,12 +150,16 @@ void BM_HacmPhase(benchmark::State& state) {
       at::Tensor loss = fwd();
       loss.backward();
       benchmark::DoNotOptimize(loss.item<float>());
-    } else {
+    } else if (phase == 2) {
       opt.step();
+      benchmark::DoNotOptimize(params[0].sum().item<float>());
+    } else {
+      ours.step(1e-3);
       benchmark::DoNotOptimize(params[0].sum().item<float>());
     }
   }
-  static const char* names[] = {"forward (no grad)", "forward+backward", "AdamW step"};
+  static const char* names[] = {"forward (no grad)", "forward+backward", "torch::optim::AdamW step",
+                                "accel::AdamW step (_foreach)"};
   state.SetLabel(std::string(names[phase]) + (mode == kBf16 ? " bf16" : " fp32"));
 }
 
@@ -197,7 +203,7 @@ BENCHMARK(BM_HacmPretrainStep)
     ->UseRealTime()
     ->ArgsProduct({{64}, {kFp32, kTf32, kBf16}, {0, 1}});
 
-BENCHMARK(BM_HacmPhase)->Unit(benchmark::kMillisecond)->UseRealTime()->ArgsProduct({{0, 1, 2}, {kFp32, kBf16}});
+BENCHMARK(BM_HacmPhase)->Unit(benchmark::kMillisecond)->UseRealTime()->ArgsProduct({{0, 1, 2, 3}, {kFp32, kBf16}});
 
 int main(int argc, char** argv) {
   if (!validate()) return 1;
