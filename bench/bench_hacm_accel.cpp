@@ -1,4 +1,4 @@
-// Accelerated HA-CM pretraining step: forward + backward + AdamW, full model (depth 8,
+// Accelerated HA-CM pretraining step: forward + backward + AdamW (accel::AdamW), full model (depth 8,
 // decoder 3, width 256, 72 frames, 18 + 7 joints) at batch N clips x 2 persons.
 // Before any timing, main() validates the accelerated forward on the device against the
 // authors' golden loss (a fast wrong kernel is not a result).
@@ -75,13 +75,9 @@ void BM_HacmPretrainStep(benchmark::State& state) {
   at::globalContext().setAllowTF32CuBLAS(mode == kTf32);
   at::globalContext().setAllowTF32CuDNN(mode == kTf32);
   Setup s = make_setup(clips, variant, dev);
-  torch::optim::AdamW opt(
-      std::vector<torch::optim::OptimizerParamGroup>{
-          torch::optim::OptimizerParamGroup(s.decay, std::make_unique<torch::optim::AdamWOptions>(
-                                                         torch::optim::AdamWOptions(1e-3).betas({0.9, 0.95}).weight_decay(0.05))),
-          torch::optim::OptimizerParamGroup(s.no_decay, std::make_unique<torch::optim::AdamWOptions>(
-                                                            torch::optim::AdamWOptions(1e-3).betas({0.9, 0.95}).weight_decay(0.0)))},
-      torch::optim::AdamWOptions(1e-3));
+  // The runner's optimiser: the authors' groups (no decay for 1-D parameters and biases),
+  // multi-tensor kernels.
+  accel::AdamW opt(s.sd, accel::weight_decay_groups(s.sd, 0.05), 0.9, 0.95);
   auto step = [&]() {
     opt.zero_grad();
     if (mode == kBf16) {
@@ -94,7 +90,7 @@ void BM_HacmPretrainStep(benchmark::State& state) {
       at::autocast::clear_cache();
     }
     o.loss.backward();
-    opt.step();
+    opt.step(1e-3);
     return o.loss;
   };
   for (int i = 0; i < 3; ++i) step();  // warm-up (allocator, cuBLAS handles)
