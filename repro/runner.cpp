@@ -16,6 +16,7 @@
 #include <cmath>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -224,6 +225,10 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
   mc.mask_ratio = m.mask_ratio, mc.tau = m.tau;
   const int64_t TPh = m.frames / m.t_patch / 2, Lg = TPh * kKeptJoints, Lm = (m.frames / m.t_patch) * kNtuJoints;
 
+  // HACM_FAULT_NAN_STEP=k (tests only) turns the loss of global step k into NaN, to check that a
+  // NaN stops the run with a message and keeps the last good checkpoint.
+  const char* fault = std::getenv("HACM_FAULT_NAN_STEP");
+  const int64_t fault_nan_step = fault && *fault ? std::atoll(fault) : -1;
   auto t0 = Clock::now();
   int64_t epochs_here = 0;
   for (int64_t e = meta.epoch; e < s.epochs; ++e) {
@@ -256,6 +261,7 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
       }
       loss.backward();
       double l = loss.item<double>();
+      if (fault_nan_step >= 0 && e * steps + it == fault_nan_step) l = NAN;  // test hook, see below
       check_finite(l, tag, e, it, ckpt);
       opt.step(lr);
       sum += l;
@@ -340,6 +346,52 @@ json finish_eval(json curves, const std::vector<EvalResult>& evals, const char* 
   return r;
 }
 
+// The resumable epoch loop of the downstream stages (linear probe, fine-tuning): per-epoch
+// permutations of n_train items and per-step seeds are derived from (seed, epoch, step), so a
+// stage stopped by a signal resumes at the same step; checkpoints hold `params` (including BN
+// running statistics), the optimiser state and the curves. `step(e, it, order)` trains one batch
+// and returns its loss.
+template <class StepFn, class EvalFn>
+void downstream_loop(Ctx& c, const StageSpec& s, const std::string& tag, StateDict& params, accel::Optimizer& opt,
+                     int64_t n_train, int64_t steps, uint64_t perm_salt, StepFn&& step, EvalFn&& evaluate,
+                     json& curves, std::vector<EvalResult>& evals) {
+  const std::string ckpt = c.seed_dir + "/" + tag + ".ckpt.npz";
+  CkptMeta meta;
+  meta.curves = curves;
+  if (load_checkpoint(ckpt, params, opt, meta)) {
+    std::fprintf(stderr, "[%s] resuming from %s (%lld epochs + %lld steps done)\n", tag.c_str(), ckpt.c_str(),
+                 (long long)meta.epoch, (long long)meta.step);
+    curves = meta.curves;
+    for (size_t i = 0; i < curves["top1"].size(); ++i) evals.push_back({curves["top1"][i], curves["top5"][i]});
+  }
+  for (int64_t e = meta.epoch; e < s.epochs; ++e) {
+    std::vector<int64_t> order = permutation(n_train, mix(c.seed, perm_salt + uint64_t(e)));
+    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps, c.opt.progress);
+    double sum = meta.partial_sum;
+    const int64_t first = meta.step;
+    bar.tick(first);
+    for (int64_t it = first; it < steps; ++it) {
+      if (stop_requested()) {
+        bar.finish();
+        meta.epoch = e, meta.step = it, meta.partial_sum = sum, meta.curves = curves;
+        save_checkpoint(ckpt, params, opt, meta);
+        std::fprintf(stderr, "[%s] stopped by signal; checkpoint written to %s\n", tag.c_str(), ckpt.c_str());
+        throw RunStopped();
+      }
+      double l = step(e, it, order);
+      check_finite(l, tag, e, it, fs::exists(ckpt) ? ckpt : "(no checkpoint yet in this stage)");
+      sum += l;
+      bar.set_note("loss " + fmt("%.4f", l));
+      bar.tick();
+    }
+    bar.finish();
+    end_epoch(s, tag, e, sum / double(steps), evaluate, curves, evals);
+    meta.epoch = e + 1, meta.step = 0, meta.partial_sum = 0, meta.curves = curves;
+    if (e + 1 == s.epochs || (s.checkpoint_every > 0 && (e + 1) % s.checkpoint_every == 0))
+      save_checkpoint(ckpt, params, opt, meta);
+  }
+}
+
 json run_linear(Ctx& c, const StageSpec& s, const std::string& tag, const StateDict* pretrained) {
   const MethodSpec& m = c.p.method;
   std::string file = dataset_file(c, c.p.dataset);
@@ -394,32 +446,21 @@ json run_linear(Ctx& c, const StageSpec& s, const std::string& tag, const StateD
   json curves = {{"loss", json::array()}, {"top1", json::array()}, {"top5", json::array()}};
   std::vector<EvalResult> evals;
   auto t0 = Clock::now();
-  for (int64_t e = 0; e < s.epochs; ++e) {
-    std::vector<int64_t> order = permutation(train.size(), mix(c.seed, 3000 + e));
-    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps, c.opt.progress);
-    double sum = 0;
-    for (int64_t it = 0; it < steps; ++it) {
-      if (stop_requested()) throw RunStopped();
-      std::vector<int64_t> idx(order.begin() + it * B, order.begin() + (it + 1) * B);
-      at::Tensor lab;
-      at::Tensor feat = features(train, idx, mix(mix(c.seed, 4000 + e), uint64_t(it)), &lab);
-      double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr, s.warmup_epochs, double(s.epochs));
-      opt.zero_grad();
-      // BN in train mode: batch statistics, running stats updated with momentum 0.1.
-      at::Tensor h = at::batch_norm(feat, {}, {}, head["bn.running_mean"], head["bn.running_var"], true, 0.1, 1e-6, false);
-      at::Tensor logits = at::linear(h, head["fc.weight"], head["fc.bias"]);
-      at::Tensor loss = accel::cross_entropy_forward(logits, lab, 0.0);
-      loss.backward();
-      double l = loss.item<double>();
-      check_finite(l, tag, e, it, "(linear probe keeps no checkpoint)");
-      opt.step(lr);
-      sum += l;
-      bar.set_note("loss " + fmt("%.4f", l));
-      bar.tick();
-    }
-    bar.finish();
-    end_epoch(s, tag, e, sum / double(steps), evaluate, curves, evals);
-  }
+  auto step = [&](int64_t e, int64_t it, const std::vector<int64_t>& order) {
+    std::vector<int64_t> idx(order.begin() + it * B, order.begin() + (it + 1) * B);
+    at::Tensor lab;
+    at::Tensor feat = features(train, idx, mix(mix(c.seed, 4000 + e), uint64_t(it)), &lab);
+    double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr, s.warmup_epochs, double(s.epochs));
+    opt.zero_grad();
+    // BN in train mode: batch statistics, running stats updated with momentum 0.1.
+    at::Tensor h = at::batch_norm(feat, {}, {}, head["bn.running_mean"], head["bn.running_var"], true, 0.1, 1e-6, false);
+    at::Tensor loss = accel::cross_entropy_forward(at::linear(h, head["fc.weight"], head["fc.bias"]), lab, 0.0);
+    loss.backward();
+    double l = loss.item<double>();
+    if (std::isfinite(l)) opt.step(lr);
+    return l;
+  };
+  downstream_loop(c, s, tag, head, opt, train.size(), steps, 3000, step, evaluate, curves, evals);
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   return finish_eval(curves, evals, "linear", secs,
                      {{"encoder", pretrained ? "pretrained" : "random init"}, {"batch_size", B}, {"epochs", s.epochs}});
@@ -466,7 +507,6 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
     params["head.fc2.bias"] = at::zeros({C}, opts).set_requires_grad(true);
   }
   accel::AdamW opt(params, accel::layer_decay_groups(params, s.weight_decay, s.layer_decay, m.depth), s.beta1, s.beta2);
-  at::manual_seed(int64_t(mix(c.seed, 222) >> 1));  // dropout / drop-path masks (torch generator, seeded from ours)
   const int64_t N = int64_t(pool.size()), B = std::min<int64_t>(s.batch_size, N);
   const int64_t steps = std::max<int64_t>(1, N / B);
   auto evaluate = [&]() {
@@ -490,32 +530,26 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
   accel::EncoderConfig train_cfg = ec;
   train_cfg.drop_path = s.drop_path;
   auto t0 = Clock::now();
-  for (int64_t e = 0; e < s.epochs; ++e) {
-    std::vector<int64_t> order = permutation(N, mix(c.seed, 6000 + e));
-    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps, c.opt.progress);
-    double sum = 0;
-    for (int64_t it = 0; it < steps; ++it) {
-      if (stop_requested()) throw RunStopped();
-      std::vector<int64_t> idx;
-      for (int64_t j = it * B; j < std::min(N, (it + 1) * B); ++j) idx.push_back(pool[size_t(order[size_t(j)])]);
-      at::Tensor lab;
-      at::Tensor x5 = make_batch(c, train, idx, mix(mix(c.seed, 7000 + e), uint64_t(it)), &lab);
-      double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr, s.warmup_epochs, double(s.epochs));
-      opt.zero_grad();
-      at::Tensor tok = accel::downstream_encoder_forward(params, train_cfg, x5);
-      at::Tensor logits = accel::finetune_head_forward(tok, params, "head.", true, s.dropout);
-      at::Tensor loss = accel::cross_entropy_forward(logits, lab, s.label_smoothing);
-      loss.backward();
-      double l = loss.item<double>();
-      check_finite(l, tag, e, it, "(fine-tuning keeps no checkpoint)");
-      opt.step(lr);
-      sum += l;
-      bar.set_note("loss " + fmt("%.4f", l));
-      bar.tick();
-    }
-    bar.finish();
-    end_epoch(s, tag, e, sum / double(steps), evaluate, curves, evals);
-  }
+  auto step = [&](int64_t e, int64_t it, const std::vector<int64_t>& order) {
+    std::vector<int64_t> idx;
+    for (int64_t j = it * B; j < std::min(N, (it + 1) * B); ++j) idx.push_back(pool[size_t(order[size_t(j)])]);
+    uint64_t step_seed = mix(mix(c.seed, 7000 + e), uint64_t(it));
+    // Dropout / drop-path masks come from torch's generator, reseeded from ours every step so a
+    // resumed run draws the same masks.
+    at::manual_seed(int64_t(mix(step_seed, 3) >> 1));
+    at::Tensor lab;
+    at::Tensor x5 = make_batch(c, train, idx, step_seed, &lab);
+    double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr, s.warmup_epochs, double(s.epochs));
+    opt.zero_grad();
+    at::Tensor tok = accel::downstream_encoder_forward(params, train_cfg, x5);
+    at::Tensor logits = accel::finetune_head_forward(tok, params, "head.", true, s.dropout);
+    at::Tensor loss = accel::cross_entropy_forward(logits, lab, s.label_smoothing);
+    loss.backward();
+    double l = loss.item<double>();
+    if (std::isfinite(l)) opt.step(lr);
+    return l;
+  };
+  downstream_loop(c, s, tag, params, opt, N, steps, 6000, step, evaluate, curves, evals);
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   extra["from"] = s.from;
   extra["batch_size"] = B;

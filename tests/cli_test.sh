@@ -76,6 +76,32 @@ resume)
   b=$(grep -o '"final_loss": [-0-9.e]*' "$T"/rcut/*.json)
   [ -n "$a" ] && [ "$a" = "$b" ] && ok "resumed run ends with the same loss ($a)" || bad "loss differs: uninterrupted '$a' vs resumed '$b'"
   ;;
+resume_finetune)
+  # A downstream stage stopped by SIGTERM resumes at the same step and ends with the same result.
+  P="$SRC/protocols/test/tiny_resume_finetune.json"
+  "$REPRO" run "$P" --work "$T/full" --results "$T/rfull" --no-progress >/dev/null 2>"$T/full.err" || bad "uninterrupted run failed: $(tail -3 "$T/full.err")"
+  "$REPRO" run "$P" --work "$T/cut" --results "$T/rcut" --no-progress >/dev/null 2>"$T/cut1.err" &
+  pid=$!
+  for _ in $(seq 1 900); do [ -e "$T/cut/seed0/stage1_finetune.ckpt.npz" ] && break; sleep 0.1; done
+  sleep 0.5
+  kill -TERM $pid
+  wait $pid; rc=$?
+  [ $rc = 1 ] && grep -q "stopped by signal" "$T/cut1.err" && ok "SIGTERM during fine-tuning: exit 1 with checkpoint" || bad "SIGTERM run: exit $rc; $(tail -3 "$T/cut1.err")"
+  "$REPRO" run "$P" --work "$T/cut" --results "$T/rcut" --no-progress >/dev/null 2>"$T/cut2.err" || bad "resume failed: $(tail -3 "$T/cut2.err")"
+  grep -q "stage1_finetune\] resuming from" "$T/cut2.err" && ok "fine-tuning resumed from its checkpoint" || bad "fine-tuning did not resume: $(cat "$T/cut2.err" | head -5)"
+  a=$(tr -d ' \n' <"$T"/rfull/*.json | grep -o '"kind":"finetune".*' | grep -o '"loss":\[[^]]*\]' | head -1)
+  b=$(tr -d ' \n' <"$T"/rcut/*.json | grep -o '"kind":"finetune".*' | grep -o '"loss":\[[^]]*\]' | head -1)
+  [ -n "$a" ] && [ "$a" = "$b" ] && ok "resumed fine-tuning has the same loss curve" || bad "curves differ: '$a' vs '$b'"
+  ;;
+nan)
+  # A NaN loss stops the run with a clear message and keeps the last good checkpoint.
+  P="$SRC/protocols/test/tiny_resume.json"
+  HACM_FAULT_NAN_STEP=40 "$REPRO" run "$P" --work "$T/nan" --results "$T/rnan" --no-progress >/dev/null 2>"$T/nan.err"
+  rc=$?
+  [ $rc = 1 ] && grep -q "loss became NaN at epoch 1" "$T/nan.err" && ok "NaN stops the run (exit 1)" || bad "NaN run: exit $rc; $(tail -3 "$T/nan.err")"
+  grep -q "last good checkpoint is kept" "$T/nan.err" && [ -e "$T/nan/seed0/stage0_pretrain.ckpt.npz" ] && ok "last good checkpoint kept" || bad "no checkpoint kept"
+  [ -z "$(ls "$T/rnan" 2>/dev/null)" ] && ok "no result written for a failed run" || bad "a result was written"
+  ;;
 esac
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]
