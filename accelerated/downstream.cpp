@@ -15,12 +15,15 @@ static at::Tensor param(const StateDict& sd, const std::string& name) {
   return it->second;
 }
 
-at::Tensor downstream_encoder_forward(const StateDict& sd, const EncoderConfig& cfg, const at::Tensor& x5) {
+at::Tensor downstream_encoder_forward(const StateDict& sd, const EncoderConfig& cfg,
+                                      const at::Tensor& x5) {
   const int64_t N = x5.size(0), T = x5.size(2), M = x5.size(4), NM = N * M;
   at::Tensor x = x5.permute({0, 4, 2, 3, 1}).reshape({NM, T, x5.size(3), 3});
   if (!cfg.idx_kept.empty())
-    x = x.index_select(2, at::tensor(cfg.idx_kept, at::TensorOptions().dtype(at::kLong)).to(x.device()));
-  at::Tensor E = patch_embed_forward(x, param(sd, "joints_embed.proj.weight"), param(sd, "joints_embed.proj.bias"));
+    x = x.index_select(
+        2, at::tensor(cfg.idx_kept, at::TensorOptions().dtype(at::kLong)).to(x.device()));
+  at::Tensor E = patch_embed_forward(x, param(sd, "joints_embed.proj.weight"),
+                                     param(sd, "joints_embed.proj.bias"));
   E = E + param(sd, "pos_embed") + param(sd, "temp_embed");
   if (cfg.hyperbolic) E = expmap_with_projection_forward(E);
   const int64_t TP = E.size(1), V = E.size(2), d = E.size(3);
@@ -33,23 +36,28 @@ at::Tensor downstream_encoder_forward(const StateDict& sd, const EncoderConfig& 
   return z.reshape({N, M, TP, V, d});
 }
 
-at::Tensor linprobe_features_forward(const at::Tensor& tokens) { return tokens.mean({1, 2, 3}); }
+at::Tensor linprobe_features_forward(const at::Tensor& tokens) {
+  return tokens.mean({1, 2, 3});
+}
 
-at::Tensor linprobe_head_forward(const at::Tensor& feat, const StateDict& sd, const std::string& fc_prefix,
-                                 const std::string& bn_prefix, bool batch_stats) {
+at::Tensor linprobe_head_forward(const at::Tensor& feat, const StateDict& sd,
+                                 const std::string& fc_prefix, const std::string& bn_prefix,
+                                 bool batch_stats) {
   at::Tensor h = feat;
   if (!bn_prefix.empty()) {
-    at::Tensor rm = param(sd, bn_prefix + "running_mean"), rv = param(sd, bn_prefix + "running_var");
+    at::Tensor rm = param(sd, bn_prefix + "running_mean"),
+               rv = param(sd, bn_prefix + "running_var");
     // functional batch_norm updates running stats in training mode; pass copies so the
     // stored statistics change only through the training loop's explicit update.
-    h = at::batch_norm(h, {}, {}, batch_stats ? rm.clone() : rm, batch_stats ? rv.clone() : rv, batch_stats, 0.1,
-                       1e-6, false);
+    h = at::batch_norm(h, {}, {}, batch_stats ? rm.clone() : rm, batch_stats ? rv.clone() : rv,
+                       batch_stats, 0.1, 1e-6, false);
   }
   return at::linear(h, param(sd, fc_prefix + "weight"), param(sd, fc_prefix + "bias"));
 }
 
-at::Tensor finetune_head_forward(const at::Tensor& tokens, const StateDict& sd, const std::string& prefix,
-                                 bool training, double dropout, at::Tensor* feat_out, at::Tensor* fc1_out) {
+at::Tensor finetune_head_forward(const at::Tensor& tokens, const StateDict& sd,
+                                 const std::string& prefix, bool training, double dropout,
+                                 at::Tensor* feat_out, at::Tensor* fc1_out) {
   const int64_t N = tokens.size(0), M = tokens.size(1), V = tokens.size(3), d = tokens.size(4);
   at::Tensor t = dropout > 0 ? at::dropout(tokens, dropout, training) : tokens;
   at::Tensor feat = t.mean(2).reshape({N, M, V * d}).mean(1);  // [N, V*d], joint-major
@@ -57,8 +65,8 @@ at::Tensor finetune_head_forward(const at::Tensor& tokens, const StateDict& sd, 
   at::Tensor h = at::linear(feat, param(sd, prefix + "fc1.weight"), param(sd, prefix + "fc1.bias"));
   if (fc1_out) *fc1_out = h;
   h = at::batch_norm(h, param(sd, prefix + "bn.weight"), param(sd, prefix + "bn.bias"),
-                     param(sd, prefix + "bn.running_mean"), param(sd, prefix + "bn.running_var"), training, 0.1,
-                     1e-5, false);
+                     param(sd, prefix + "bn.running_mean"), param(sd, prefix + "bn.running_var"),
+                     training, 0.1, 1e-5, false);
   h = at::relu(h);
   return at::linear(h, param(sd, prefix + "fc2.weight"), param(sd, prefix + "fc2.bias"));
 }

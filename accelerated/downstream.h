@@ -12,24 +12,26 @@ namespace hacm::accel {
 
 struct EncoderConfig {
   int64_t dim = 256, heads = 8, depth = 8, t_patch = 3;
-  bool hyperbolic = true;          // HA-CM maps tokens into the ball; MAMP does not
-  std::vector<int64_t> idx_kept;   // empty = all 25 joints (MAMP)
-  double drop_path = 0.0;          // fine-tuning: block i drops with rate drop_path*i/(depth-1)
+  bool hyperbolic = true;         // HA-CM maps tokens into the ball; MAMP does not
+  std::vector<int64_t> idx_kept;  // empty = all 25 joints (MAMP)
+  double drop_path = 0.0;         // fine-tuning: block i drops with rate drop_path*i/(depth-1)
 };
 
 // x5 [N, 3, T, 25, M] -> tokens [N, M, T/t_patch, V, d] after the final norm.
-at::Tensor downstream_encoder_forward(const StateDict& sd, const EncoderConfig& cfg, const at::Tensor& x5);
+at::Tensor downstream_encoder_forward(const StateDict& sd, const EncoderConfig& cfg,
+                                      const at::Tensor& x5);
 // tokens [N, M, TP, V, d] -> mean over persons, time and joints [N, d] (ActionHeadLinprobe).
 at::Tensor linprobe_features_forward(const at::Tensor& tokens);
 // feat [N, d] -> logits [N, classes]. With bn_prefix non-empty: BatchNorm1d(affine=False,
 // eps 1e-6) first, with running stats (`batch_stats` false) or batch statistics (true).
-at::Tensor linprobe_head_forward(const at::Tensor& feat, const StateDict& sd, const std::string& fc_prefix,
-                                 const std::string& bn_prefix, bool batch_stats);
+at::Tensor linprobe_head_forward(const at::Tensor& feat, const StateDict& sd,
+                                 const std::string& fc_prefix, const std::string& bn_prefix,
+                                 bool batch_stats);
 // tokens [N, M, TP, V, d] -> mean over time, flatten joints (J-major), mean over persons
 // [N, V*d] -> fc1 -> BatchNorm1d (eps 1e-5, running stats unless training) -> ReLU -> fc2.
 // `dropout` (0.3 in training, 0 in eval) applies to the tokens first; `feat_out` gets [N, V*d].
-at::Tensor finetune_head_forward(const at::Tensor& tokens, const StateDict& sd, const std::string& prefix,
-                                 bool training, double dropout, at::Tensor* feat_out = nullptr,
-                                 at::Tensor* fc1_out = nullptr);
+at::Tensor finetune_head_forward(const at::Tensor& tokens, const StateDict& sd,
+                                 const std::string& prefix, bool training, double dropout,
+                                 at::Tensor* feat_out = nullptr, at::Tensor* fc1_out = nullptr);
 
 }  // namespace hacm::accel

@@ -17,18 +17,18 @@
 namespace hacm::accel {
 
 struct HacmConfig {
-  int64_t dim = 256;           // token width (encoder and decoder)
+  int64_t dim = 256;  // token width (encoder and decoder)
   int64_t heads = 8;
-  int64_t depth = 8;           // encoder blocks
+  int64_t depth = 8;  // encoder blocks
   int64_t decoder_depth = 3;
-  int64_t t_patch = 3;         // frames per temporal patch
+  int64_t t_patch = 3;               // frames per temporal patch
   std::string variant = "released";  // released | corrected
-  double keep_ratio = 0.1;     // K = int(keep_ratio * tokens per group)
-  double temperature = 0.9;    // s / (temperature * max s + 1e-10)
-  double dist_factor = 4.0;    // Poincaré distance numerator factor (standard: 2)
-  double t_logit_scale = 0;    // 0 = sqrt(dim), multiplied (released)
-  std::vector<int64_t> idx_kept;  // 0-based NTU joints kept (18)
-  std::vector<int64_t> idx_null;  // root joints (7)
+  double keep_ratio = 0.1;           // K = int(keep_ratio * tokens per group)
+  double temperature = 0.9;          // s / (temperature * max s + 1e-10)
+  double dist_factor = 4.0;          // Poincaré distance numerator factor (standard: 2)
+  double t_logit_scale = 0;          // 0 = sqrt(dim), multiplied (released)
+  std::vector<int64_t> idx_kept;     // 0-based NTU joints kept (18)
+  std::vector<int64_t> idx_null;     // root joints (7)
   HacmConfig();
 };
 
@@ -44,12 +44,12 @@ struct HacmOutputs {
   at::Tensor key_t, key_s;                  // Gumbel keys [NM, L_group]
   at::Tensor ids_shuffle_t, ids_shuffle_s;  // [NM, L_group]
   at::Tensor enc_in, latent;                // [NM, 2K, d]
-  at::Tensor mask;                          // released: cat(mask_t, mask_s); corrected: grid order [NM, L]
-  at::Tensor ids_restore;                   // released: cat(restore_t, restore_s + L_group) [NM, L]
-  at::Tensor pred, target, target_norm;     // [NM, L, t_patch*3]
-  at::Tensor motion, motion_h;              // [NM, T, V, 3]
-  at::Tensor cc_a, cc_b, cc_g;              // [NM, d]
-  at::Tensor sim_t, sim_s, sim_inter;       // [NM, NM]
+  at::Tensor mask;         // released: cat(mask_t, mask_s); corrected: grid order [NM, L]
+  at::Tensor ids_restore;  // released: cat(restore_t, restore_s + L_group) [NM, L]
+  at::Tensor pred, target, target_norm;  // [NM, L, t_patch*3]
+  at::Tensor motion, motion_h;           // [NM, T, V, 3]
+  at::Tensor cc_a, cc_b, cc_g;           // [NM, d]
+  at::Tensor sim_t, sim_s, sim_inter;    // [NM, NM]
 };
 
 // x5 [N, 3, T, 25, M] -> loss and intermediates. U_t, U_s [NM, L_group] uniforms in [0,1)

@@ -7,7 +7,9 @@ namespace hacm::accel {
 // The norm is clamped away from 0 before dividing so autograd never sees 0/0; the where() then
 // selects the exact released value (scale 1 at the origin).
 // Smallest norm we divide by; far below any norm that occurs, so results are unchanged.
-static double tiny(const at::Tensor& x) { return x.scalar_type() == at::kDouble ? 1e-300 : 1e-30; }
+static double tiny(const at::Tensor& x) {
+  return x.scalar_type() == at::kDouble ? 1e-300 : 1e-30;
+}
 
 static at::Tensor safe_norm(const at::Tensor& x, at::Tensor* is_zero) {
   at::Tensor n = at::linalg_vector_norm(x, 2, {-1}, /*keepdim=*/true);
@@ -30,7 +32,9 @@ at::Tensor project_forward(const at::Tensor& y) {
   return at::where(n.ge(1.0), y * ((1.0 - 1e-5) / nc), y);
 }
 
-at::Tensor expmap_with_projection_forward(const at::Tensor& x) { return project_forward(expmap_forward(x)); }
+at::Tensor expmap_with_projection_forward(const at::Tensor& x) {
+  return project_forward(expmap_forward(x));
+}
 
 at::Tensor logmap_forward(const at::Tensor& y) {
   at::Tensor zero;

@@ -15,8 +15,8 @@ at::Tensor project_forward(const at::Tensor& y);
 at::Tensor expmap_with_projection_forward(const at::Tensor& x);
 // y [..., d] -> atanh(|y|)/|y| * y  (scale 1 where |y| = 0)
 at::Tensor logmap_forward(const at::Tensor& y);
-// u [..., d], v [..., d] (broadcastable) -> arccosh(1 + factor*|u-v|^2 / ((1-|u|^2)(1-|v|^2))) [...]
-// factor 4 reproduces the released code, 2 is the standard Poincaré distance.
+// u [..., d], v [..., d] (broadcastable) -> arccosh(1 + factor*|u-v|^2 / ((1-|u|^2)(1-|v|^2)))
+// [...] factor 4 reproduces the released code, 2 is the standard Poincaré distance.
 at::Tensor poincare_distance_forward(const at::Tensor& u, const at::Tensor& v, double factor = 4.0);
 
 }  // namespace hacm::accel

@@ -15,15 +15,15 @@ struct MampConfig {
 };
 
 struct MampOutputs {
-  at::Tensor loss;                                   // scalar
+  at::Tensor loss;                                                       // scalar
   at::Tensor motion_raw, key, ids_shuffle, ids_keep, ids_restore, mask;  // [NM, L] / [NM, K]
-  at::Tensor latent;                                 // [NM, K, d]
-  at::Tensor pred, target_norm;                      // [NM, L, 3*t_patch]
+  at::Tensor latent;                                                     // [NM, K, d]
+  at::Tensor pred, target_norm;                                          // [NM, L, 3*t_patch]
 };
 
 // x5 [N, 3, T, 25, M], U [NM, L] uniforms -> loss and intermediates.
-MampOutputs mamp_forward(const StateDict& sd, const MampConfig& cfg, const at::Tensor& x5, const at::Tensor& U,
-                         const at::Tensor* ids_shuffle_inject = nullptr);
+MampOutputs mamp_forward(const StateDict& sd, const MampConfig& cfg, const at::Tensor& x5,
+                         const at::Tensor& U, const at::Tensor* ids_shuffle_inject = nullptr);
 
 // x [NM, T, V, C] -> patches [NM, (T/tp)*V, tp*C], row τ*V+v, feature u*C+c.
 at::Tensor patchify_forward(const at::Tensor& x, int64_t t_patch);

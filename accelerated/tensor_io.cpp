@@ -9,25 +9,38 @@ namespace hacm::accel {
 
 static c10::ScalarType scalar_type_of(DType t) {
   switch (t) {
-    case DType::f4: return at::kFloat;
-    case DType::f8: return at::kDouble;
-    case DType::i4: return at::kInt;
-    case DType::i8: return at::kLong;
-    case DType::u1: return at::kByte;
-    case DType::b1: return at::kBool;
+    case DType::f4:
+      return at::kFloat;
+    case DType::f8:
+      return at::kDouble;
+    case DType::i4:
+      return at::kInt;
+    case DType::i8:
+      return at::kLong;
+    case DType::u1:
+      return at::kByte;
+    case DType::b1:
+      return at::kBool;
   }
   return at::kDouble;
 }
 
 static DType dtype_of(c10::ScalarType t) {
   switch (t) {
-    case at::kFloat: return DType::f4;
-    case at::kDouble: return DType::f8;
-    case at::kInt: return DType::i4;
-    case at::kLong: return DType::i8;
-    case at::kByte: return DType::u1;
-    case at::kBool: return DType::b1;
-    default: throw std::runtime_error(std::string("to_ndarray: unsupported dtype ") + c10::toString(t));
+    case at::kFloat:
+      return DType::f4;
+    case at::kDouble:
+      return DType::f8;
+    case at::kInt:
+      return DType::i4;
+    case at::kLong:
+      return DType::i8;
+    case at::kByte:
+      return DType::u1;
+    case at::kBool:
+      return DType::b1;
+    default:
+      throw std::runtime_error(std::string("to_ndarray: unsupported dtype ") + c10::toString(t));
   }
 }
 
@@ -41,7 +54,8 @@ at::Tensor to_tensor(const NdArray& a, c10::ScalarType dtype) {
 
 NdArray to_ndarray(const at::Tensor& t) {
   at::Tensor c = t.detach().to(at::kCPU).contiguous();
-  NdArray a = NdArray::zeros(dtype_of(c.scalar_type()), std::vector<int64_t>(c.sizes().begin(), c.sizes().end()));
+  NdArray a = NdArray::zeros(dtype_of(c.scalar_type()),
+                             std::vector<int64_t>(c.sizes().begin(), c.sizes().end()));
   if (a.nbytes()) std::memcpy(a.bytes, c.data_ptr(), a.nbytes());
   return a;
 }

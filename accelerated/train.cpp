@@ -27,13 +27,16 @@ std::vector<ParamGroup> weight_decay_groups(const StateDict& params, double wd) 
   return {decay, no_decay};
 }
 
-std::vector<ParamGroup> layer_decay_groups(const StateDict& params, double wd, double decay, int64_t depth) {
+std::vector<ParamGroup> layer_decay_groups(const StateDict& params, double wd, double decay,
+                                           int64_t depth) {
   std::map<std::pair<int64_t, bool>, ParamGroup> groups;
   for (const auto& [k, v] : params) {
     if (!v.requires_grad()) continue;
     int64_t id = depth + 1;
-    if (k.rfind("joints_embed", 0) == 0 || k == "pos_embed" || k == "temp_embed") id = 0;
-    else if (k.rfind("blocks.", 0) == 0) id = std::stoll(k.substr(7, k.find('.', 7) - 7)) + 1;
+    if (k.rfind("joints_embed", 0) == 0 || k == "pos_embed" || k == "temp_embed")
+      id = 0;
+    else if (k.rfind("blocks.", 0) == 0)
+      id = std::stoll(k.substr(7, k.find('.', 7) - 7)) + 1;
     bool no_wd = v.dim() == 1 || ends_with(k, ".bias");
     ParamGroup& g = groups[{id, no_wd}];
     g.weight_decay = no_wd ? 0.0 : wd;
@@ -89,10 +92,12 @@ void AdamW::step(double lr) {
   }
 }
 
-static void save_map(const StateDict& sd, std::map<std::string, NdArray>& out, const std::string& prefix) {
+static void save_map(const StateDict& sd, std::map<std::string, NdArray>& out,
+                     const std::string& prefix) {
   for (const auto& [k, v] : sd) out[prefix + k] = to_ndarray(v);
 }
-static void load_map(StateDict& sd, const std::map<std::string, NdArray>& in, const std::string& prefix) {
+static void load_map(StateDict& sd, const std::map<std::string, NdArray>& in,
+                     const std::string& prefix) {
   for (auto& [k, v] : sd) {
     auto it = in.find(prefix + k);
     if (it == in.end()) throw std::runtime_error("checkpoint lacks optimiser state " + prefix + k);
@@ -141,7 +146,8 @@ void Sgd::load(const std::map<std::string, NdArray>& in, const std::string& pref
   steps_ = in.at(prefix + "step").at_i64(0);
 }
 
-at::Tensor cross_entropy_forward(const at::Tensor& logits, const at::Tensor& labels, double smoothing) {
+at::Tensor cross_entropy_forward(const at::Tensor& logits, const at::Tensor& labels,
+                                 double smoothing) {
   at::Tensor logp = at::log_softmax(logits.to(at::kFloat), -1);
   at::Tensor nll = -logp.gather(1, labels.unsqueeze(1)).squeeze(1);
   if (smoothing <= 0) return nll.mean();

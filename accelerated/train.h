@@ -27,8 +27,8 @@ struct ParamGroup {
 std::vector<ParamGroup> weight_decay_groups(const StateDict& params, double weight_decay);
 // Fine-tuning groups with layer-wise lr decay (util/lr_decay.py): layer 0 = joints_embed,
 // pos_embed, temp_embed; blocks.i = i+1; everything else = depth+1; scale = decay^(depth+1-id).
-std::vector<ParamGroup> layer_decay_groups(const StateDict& params, double weight_decay, double decay,
-                                           int64_t depth);
+std::vector<ParamGroup> layer_decay_groups(const StateDict& params, double weight_decay,
+                                           double decay, int64_t depth);
 
 class Optimizer {
  public:
@@ -41,7 +41,8 @@ class Optimizer {
   int64_t steps() const { return steps_; }
 
  protected:
-  Optimizer(StateDict& params, std::vector<ParamGroup> groups) : params_(params), groups_(std::move(groups)) {}
+  Optimizer(StateDict& params, std::vector<ParamGroup> groups)
+      : params_(params), groups_(std::move(groups)) {}
   StateDict& params_;
   std::vector<ParamGroup> groups_;
   int64_t steps_ = 0;
@@ -50,7 +51,8 @@ class Optimizer {
 // torch.optim.AdamW semantics: p *= 1 - lr*wd; m, v moments; bias-corrected update, eps 1e-8.
 class AdamW : public Optimizer {
  public:
-  AdamW(StateDict& params, std::vector<ParamGroup> groups, double beta1, double beta2, double eps = 1e-8);
+  AdamW(StateDict& params, std::vector<ParamGroup> groups, double beta1, double beta2,
+        double eps = 1e-8);
   void step(double lr) override;
   void save(std::map<std::string, NdArray>& out, const std::string& prefix) const override;
   void load(const std::map<std::string, NdArray>& in, const std::string& prefix) override;
@@ -75,7 +77,8 @@ class Sgd : public Optimizer {
 
 // logits [B, C], labels [B] int64 -> mean cross-entropy with label smoothing eps (timm's
 // LabelSmoothingCrossEntropy: (1-eps)*nll + eps*mean(-log p)).
-at::Tensor cross_entropy_forward(const at::Tensor& logits, const at::Tensor& labels, double smoothing);
+at::Tensor cross_entropy_forward(const at::Tensor& logits, const at::Tensor& labels,
+                                 double smoothing);
 // Top-k correct counts of logits [B, C] against labels [B].
 int64_t topk_correct(const at::Tensor& logits, const at::Tensor& labels, int64_t k);
 

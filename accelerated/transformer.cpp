@@ -12,7 +12,8 @@ static const at::Tensor& param(const StateDict& sd, const std::string& name) {
   return it->second;
 }
 
-at::Tensor layer_norm_forward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double eps) {
+at::Tensor layer_norm_forward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                              double eps) {
   return at::layer_norm(x, {x.size(-1)}, w, b, eps);
 }
 
@@ -24,7 +25,8 @@ at::Tensor attention_forward(const at::Tensor& x, const StateDict& sd, const std
   at::Tensor q = qkv[0], k = qkv[1], v = qkv[2];
   at::Tensor out;
   if (probs_out) {
-    at::Tensor probs = at::softmax(at::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd))), -1);
+    at::Tensor probs =
+        at::softmax(at::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd))), -1);
     *probs_out = probs;
     out = at::matmul(probs, v);
   } else {
@@ -41,10 +43,12 @@ static at::Tensor drop_path_forward(const at::Tensor& branch, double p) {
   return branch * keep / (1.0 - p);
 }
 
-at::Tensor block_forward(const at::Tensor& x, const StateDict& sd, const std::string& prefix, int64_t heads,
-                         double drop_path) {
-  at::Tensor h = layer_norm_forward(x, param(sd, prefix + "norm1.weight"), param(sd, prefix + "norm1.bias"));
-  at::Tensor y = x + drop_path_forward(attention_forward(h, sd, prefix + "attn.", heads), drop_path);
+at::Tensor block_forward(const at::Tensor& x, const StateDict& sd, const std::string& prefix,
+                         int64_t heads, double drop_path) {
+  at::Tensor h =
+      layer_norm_forward(x, param(sd, prefix + "norm1.weight"), param(sd, prefix + "norm1.bias"));
+  at::Tensor y =
+      x + drop_path_forward(attention_forward(h, sd, prefix + "attn.", heads), drop_path);
   h = layer_norm_forward(y, param(sd, prefix + "norm2.weight"), param(sd, prefix + "norm2.bias"));
   h = at::linear(h, param(sd, prefix + "mlp.fc1.weight"), param(sd, prefix + "mlp.fc1.bias"));
   h = at::gelu(h);  // exact erf form (approximate = "none")
@@ -52,12 +56,14 @@ at::Tensor block_forward(const at::Tensor& x, const StateDict& sd, const std::st
   return y + drop_path_forward(h, drop_path);
 }
 
-at::Tensor patch_embed_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+at::Tensor patch_embed_forward(const at::Tensor& x, const at::Tensor& weight,
+                               const at::Tensor& bias) {
   const int64_t NM = x.size(0), T = x.size(1), V = x.size(2), C = x.size(3);
   const int64_t d = weight.size(0), tp = weight.size(2), TP = T / tp;
   // [NM, TP, tp(u), V, C] -> [NM, TP, V, C, u] so the flattened feature index is c*tp + u,
   // the same order as the conv weight [d, C, tp, 1] flattened.
-  at::Tensor xp = x.reshape({NM, TP, tp, V, C}).permute({0, 1, 3, 4, 2}).reshape({NM, TP, V, C * tp});
+  at::Tensor xp =
+      x.reshape({NM, TP, tp, V, C}).permute({0, 1, 3, 4, 2}).reshape({NM, TP, V, C * tp});
   return at::linear(xp, weight.reshape({d, C * tp}), bias);
 }
 

@@ -24,7 +24,9 @@ at::Tensor attention_forward(const at::Tensor& x, const StateDict& sd, const std
 at::Tensor block_forward(const at::Tensor& x, const StateDict& sd, const std::string& prefix,
                          int64_t heads, double drop_path = 0.0);
 // x [NM, T, V, 3] -> stride-t_patch temporal patch embedding with conv weight [d, 3, t_patch, 1]
-// and bias [d]: out [NM, T/t_patch, V, d], out[n,τ,v,o] = b[o] + Σ_{u,c} W[o,c,u] x[n,t_patch·τ+u,v,c].
-at::Tensor patch_embed_forward(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
+// and bias [d]: out [NM, T/t_patch, V, d], out[n,τ,v,o] = b[o] + Σ_{u,c} W[o,c,u]
+// x[n,t_patch·τ+u,v,c].
+at::Tensor patch_embed_forward(const at::Tensor& x, const at::Tensor& weight,
+                               const at::Tensor& bias);
 
 }  // namespace hacm::accel

@@ -1,14 +1,12 @@
-// Accelerated HA-CM pretraining step: forward + backward + AdamW (accel::AdamW), full model (depth 8,
-// decoder 3, width 256, 72 frames, 18 + 7 joints) at batch N clips x 2 persons.
-// Before any timing, main() validates the accelerated forward on the device against the
-// authors' golden loss (a fast wrong kernel is not a result).
-// Counters: clips/s; achieved TFLOP/s against the ~19.2 GFLOP per clip of forward+backward
-// (1.23 TFLOP per 64-clip step, issue #6).
+// Accelerated HA-CM pretraining step: forward + backward + AdamW (accel::AdamW), full model (depth
+// 8, decoder 3, width 256, 72 frames, 18 + 7 joints) at batch N clips x 2 persons. Before any
+// timing, main() validates the accelerated forward on the device against the authors' golden loss
+// (a fast wrong kernel is not a result). Counters: clips/s; achieved TFLOP/s against the ~19.2
+// GFLOP per clip of forward+backward (1.23 TFLOP per 64-clip step, issue #6).
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
 #include <benchmark/benchmark.h>
 #include <torch/optim/adamw.h>
-
 #include <torch/version.h>
 
 #include <cmath>
@@ -27,7 +25,9 @@ namespace {
 
 constexpr double kFlopPerClip = 1.23e12 / 64.0;  // forward + backward, issue #6 arithmetic
 
-at::Device bench_device() { return at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU); }
+at::Device bench_device() {
+  return at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+}
 
 at::Tensor seeded_uniform(std::vector<int64_t> shape, uint64_t seed, double lo, double hi) {
   at::Tensor t = at::empty(shape, at::kFloat);
@@ -49,11 +49,14 @@ Setup make_setup(int64_t clips, const std::string& variant, at::Device dev) {
   s.cfg.variant = variant;
   ModelShape shape;
   for (auto& [k, a] : init_pretrain_params(shape, 7)) {
-    at::Tensor t = accel::to_tensor(a, at::kFloat).to(dev).requires_grad_(k.rfind("l1.", 0) && k.rfind("l2.", 0));
+    at::Tensor t = accel::to_tensor(a, at::kFloat)
+                       .to(dev)
+                       .requires_grad_(k.rfind("l1.", 0) && k.rfind("l2.", 0));
     s.sd[k] = t;
     if (!t.requires_grad()) continue;
     // authors' groups: no weight decay for 1-D parameters and biases
-    (t.dim() == 1 || k.size() > 5 && k.substr(k.size() - 5) == ".bias" ? s.no_decay : s.decay).push_back(t);
+    (t.dim() == 1 || k.size() > 5 && k.substr(k.size() - 5) == ".bias" ? s.no_decay : s.decay)
+        .push_back(t);
   }
   s.x5 = seeded_uniform({clips, 3, 72, 25, 2}, 11, -1.0, 1.0).to(dev);
   s.Ut = seeded_uniform({clips * 2, 216}, 12, 0.0, 1.0).to(dev);
@@ -98,10 +101,14 @@ void BM_HacmPretrainStep(benchmark::State& state) {
     at::Tensor loss = step();
     benchmark::DoNotOptimize(loss.item<float>());  // .item() synchronises
   }
-  state.counters["clips/s"] = benchmark::Counter(double(clips), benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["TFLOP/s"] =
-      benchmark::Counter(kFlopPerClip * clips / 1e12, benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string(dev.is_cuda() ? "cuda " : "cpu ") + (mode == kFp32 ? "fp32" : mode == kTf32 ? "tf32" : "bf16") +
+  state.counters["clips/s"] =
+      benchmark::Counter(double(clips), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["TFLOP/s"] = benchmark::Counter(kFlopPerClip * clips / 1e12,
+                                                 benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(dev.is_cuda() ? "cuda " : "cpu ") +
+                 (mode == kFp32   ? "fp32"
+                  : mode == kTf32 ? "tf32"
+                                  : "bf16") +
                  " " + variant);
 }
 
@@ -109,7 +116,8 @@ void BM_HacmPretrainStep(benchmark::State& state) {
 // authors' batch (64 clips) in fp32 and bf16 autocast. CUDA only.
 void BM_HacmPhase(benchmark::State& state) {
   const int64_t clips = 64;
-  const int phase = int(state.range(0));  // 0 forward, 1 forward+backward, 2 torch AdamW, 3 our AdamW
+  const int phase =
+      int(state.range(0));  // 0 forward, 1 forward+backward, 2 torch AdamW, 3 our AdamW
   const Mode mode = Mode(state.range(1));
   at::Device dev = bench_device();
   if (dev.is_cpu()) {
@@ -120,7 +128,8 @@ void BM_HacmPhase(benchmark::State& state) {
   Setup s = make_setup(clips, "released", dev);
   std::vector<at::Tensor> params(s.decay);
   params.insert(params.end(), s.no_decay.begin(), s.no_decay.end());
-  torch::optim::AdamW opt(params, torch::optim::AdamWOptions(1e-3).betas({0.9, 0.95}).weight_decay(0.05));
+  torch::optim::AdamW opt(params,
+                          torch::optim::AdamWOptions(1e-3).betas({0.9, 0.95}).weight_decay(0.05));
   accel::AdamW ours(s.sd, accel::weight_decay_groups(s.sd, 0.05), 0.9, 0.95);
   auto fwd = [&]() {
     if (mode == kBf16) {
@@ -180,26 +189,33 @@ bool validate() {
   cfg.decoder_depth = g.get("cfg_decoder_depth").at_i64(0);
   accel::HacmInject inj{accel::to_tensor(g.get("ids_shuffle_t"), at::kLong).to(dev),
                         accel::to_tensor(g.get("ids_shuffle_s"), at::kLong).to(dev)};
-  accel::HacmOutputs o = accel::hacm_forward(sd, cfg, accel::to_tensor(g.get("x5"), at::kFloat).to(dev),
-                                             accel::to_tensor(g.get("U_t"), at::kFloat).to(dev),
-                                             accel::to_tensor(g.get("U_s"), at::kFloat).to(dev), &inj);
+  accel::HacmOutputs o =
+      accel::hacm_forward(sd, cfg, accel::to_tensor(g.get("x5"), at::kFloat).to(dev),
+                          accel::to_tensor(g.get("U_t"), at::kFloat).to(dev),
+                          accel::to_tensor(g.get("U_s"), at::kFloat).to(dev), &inj);
   double got = o.loss.item<double>(), ref = g.get("loss").at_f64(0);
   bool ok = std::fabs(got - ref) <= 1e-5 * std::fabs(ref);  // README §5 float32 loss bound
-  std::printf("validation on %s: loss %.9f vs golden %.9f -> %s\n", dev.is_cuda() ? "cuda" : "cpu", got, ref,
-              ok ? "OK" : "MISMATCH");
+  std::printf("validation on %s: loss %.9f vs golden %.9f -> %s\n", dev.is_cuda() ? "cuda" : "cpu",
+              got, ref, ok ? "OK" : "MISMATCH");
   return ok;
 }
 
 }  // namespace
 
 // CPU: a small batch (2 clips) in fp32. CUDA: batch 64 (the authors' setting) in every mode.
-BENCHMARK(BM_HacmPretrainStep)->Unit(benchmark::kMillisecond)->UseRealTime()->ArgsProduct({{2}, {kFp32}, {0}});
+BENCHMARK(BM_HacmPretrainStep)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->ArgsProduct({{2}, {kFp32}, {0}});
 BENCHMARK(BM_HacmPretrainStep)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->ArgsProduct({{64}, {kFp32, kTf32, kBf16}, {0, 1}});
 
-BENCHMARK(BM_HacmPhase)->Unit(benchmark::kMillisecond)->UseRealTime()->ArgsProduct({{0, 1, 2, 3}, {kFp32, kBf16}});
+BENCHMARK(BM_HacmPhase)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->ArgsProduct({{0, 1, 2, 3}, {kFp32, kBf16}});
 
 int main(int argc, char** argv) {
   if (!validate()) return 1;

@@ -32,7 +32,8 @@ Step<T> make_step(int64_t dim, int heads, int64_t depth, int64_t dec_depth, int6
   s.decoder_depth = dec_depth;
   Step<T> st;
   st.cfg.heads = heads;
-  st.w = ref::HacmWeights<T>::load(ref::checkpoint_from_arrays<T>(init_pretrain_params(s, 1)), st.cfg);
+  st.w =
+      ref::HacmWeights<T>::load(ref::checkpoint_from_arrays<T>(init_pretrain_params(s, 1)), st.cfg);
   Rng rng(2);
   st.x5 = ref::Tensor<T>({N, 3, 72, 25, 2});
   for (auto& v : st.x5.data) v = T(rng.normal(0.0, 0.3));
@@ -64,14 +65,22 @@ void BM_ReferenceStep(benchmark::State& state) {
     auto g = ref::hacm_backward(f, st.x5, st.w, st.cfg);
     benchmark::DoNotOptimize(g.x5.data.data());
   }
-  state.counters["clips/s"] = benchmark::Counter(double(N) * double(state.iterations()),
-                                                 benchmark::Counter::kIsRate);
+  state.counters["clips/s"] =
+      benchmark::Counter(double(N) * double(state.iterations()), benchmark::Counter::kIsRate);
 }
 
 }  // namespace
 
 BENCHMARK(BM_ReferenceStep<float>)->Arg(0)->ArgName("full")->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_ReferenceStep<double>)->Arg(0)->ArgName("full")->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_ReferenceStep<float>)->Arg(1)->ArgName("full")->Unit(benchmark::kMillisecond)->Iterations(2);
-BENCHMARK(BM_ReferenceStep<double>)->Arg(1)->ArgName("full")->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(BM_ReferenceStep<float>)
+    ->Arg(1)
+    ->ArgName("full")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(2);
+BENCHMARK(BM_ReferenceStep<double>)
+    ->Arg(1)
+    ->ArgName("full")
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(2);
 BENCHMARK_MAIN();

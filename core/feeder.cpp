@@ -1,10 +1,9 @@
 #include "core/feeder.h"
 
-#include <cstdint>
-#include <cstring>
-
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <exception>
 #include <thread>
 
@@ -213,11 +212,11 @@ void Feeder::init(const std::string& what) {
     k_ = int(mx + 1);
   }
   valid_.resize(size_t(n_));
-  for (int64_t i = 0; i < n_; ++i)
-    {
-      std::vector<float> scratch;
-      valid_[size_t(i)] = valid_frame_count(aligned_clip(clip(i), t_ * 150, scratch), ClipLayout::kTMVC, t_);
-    }
+  for (int64_t i = 0; i < n_; ++i) {
+    std::vector<float> scratch;
+    valid_[size_t(i)] =
+        valid_frame_count(aligned_clip(clip(i), t_ * 150, scratch), ClipLayout::kTMVC, t_);
+  }
 }
 
 FeederDraws Feeder::draws(int64_t i, Rng& rng) const {
@@ -227,7 +226,8 @@ FeederDraws Feeder::draws(int64_t i, Rng& rng) const {
 void Feeder::get(int64_t i, Rng& rng, float* out) const {
   if (i < 0 || i >= n_) throw std::out_of_range("Feeder::get: index " + std::to_string(i));
   std::vector<float> scratch;
-  feeder_apply(aligned_clip(clip(i), t_ * 150, scratch), ClipLayout::kTMVC, t_, draws(i, rng), cfg_, out);
+  feeder_apply(aligned_clip(clip(i), t_ * 150, scratch), ClipLayout::kTMVC, t_, draws(i, rng), cfg_,
+               out);
 }
 
 void Feeder::get_batch(const int64_t* idx, int64_t B, uint64_t seed, float* out, int64_t* labels,

@@ -27,7 +27,8 @@ struct Init {
     float* p = a.data<float>();
     for (int64_t i = 0; i < a.numel(); ++i) {
       double v = rng.normal(0.0, std);
-      p[i] = float(std::fmax(-2.0, std::fmin(2.0, v)));  // absolute clamp, as the authors' trunc_normal_
+      p[i] = float(
+          std::fmax(-2.0, std::fmin(2.0, v)));  // absolute clamp, as the authors' trunc_normal_
     }
   }
   void constant(const std::string& name, std::vector<int64_t> shape, float v) {
@@ -71,7 +72,8 @@ std::map<std::string, NdArray> init_pretrain_params(const ModelShape& s, uint64_
   }
   in.linear("decoder_embed", d, dd);
   in.normal(s.hacm ? "mask_token_t" : "mask_token", {1, 1, dd}, 0.02);
-  for (int64_t j = 0; j < s.decoder_depth; ++j) in.block("decoder_blocks." + std::to_string(j), dd, s.mlp_ratio);
+  for (int64_t j = 0; j < s.decoder_depth; ++j)
+    in.block("decoder_blocks." + std::to_string(j), dd, s.mlp_ratio);
   in.layer_norm("decoder_norm", dd);
   in.normal("decoder_pos_embed", {1, 1, V, dd}, 0.02);
   in.normal("decoder_temp_embed", {1, TP, 1, dd}, 0.02);

@@ -14,15 +14,15 @@
 namespace hacm {
 
 struct ModelShape {
-  int64_t dim = 256;            // encoder width
-  int64_t decoder_dim = 256;    // decoder width (HA-CM: = dim)
+  int64_t dim = 256;          // encoder width
+  int64_t decoder_dim = 256;  // decoder width (HA-CM: = dim)
   int64_t depth = 8;
   int64_t decoder_depth = 3;
   int64_t mlp_ratio = 4;
-  int64_t frames = 72;          // window
-  int64_t joints = 18;          // token joints (HA-CM 18 kept, MAMP 25)
+  int64_t frames = 72;  // window
+  int64_t joints = 18;  // token joints (HA-CM 18 kept, MAMP 25)
   int64_t t_patch = 3;
-  bool hacm = true;             // HA-CM extras: l1/l2 (criterion), mask_token_t; MAMP: mask_token
+  bool hacm = true;  // HA-CM extras: l1/l2 (criterion), mask_token_t; MAMP: mask_token
 };
 
 // Parameters as float32 arrays (the checkpoint dtype), keyed by state_dict name.

@@ -15,13 +15,32 @@ enum class DType { f4, f8, i4, i8, u1, b1 };
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);  // numpy descr without byte order: "f4", "f8", ...
 
-template <class T> struct DTypeOf;
-template <> struct DTypeOf<float> { static constexpr DType value = DType::f4; };
-template <> struct DTypeOf<double> { static constexpr DType value = DType::f8; };
-template <> struct DTypeOf<int32_t> { static constexpr DType value = DType::i4; };
-template <> struct DTypeOf<int64_t> { static constexpr DType value = DType::i8; };
-template <> struct DTypeOf<uint8_t> { static constexpr DType value = DType::u1; };
-template <> struct DTypeOf<bool> { static constexpr DType value = DType::b1; };
+template <class T>
+struct DTypeOf;
+template <>
+struct DTypeOf<float> {
+  static constexpr DType value = DType::f4;
+};
+template <>
+struct DTypeOf<double> {
+  static constexpr DType value = DType::f8;
+};
+template <>
+struct DTypeOf<int32_t> {
+  static constexpr DType value = DType::i4;
+};
+template <>
+struct DTypeOf<int64_t> {
+  static constexpr DType value = DType::i8;
+};
+template <>
+struct DTypeOf<uint8_t> {
+  static constexpr DType value = DType::u1;
+};
+template <>
+struct DTypeOf<bool> {
+  static constexpr DType value = DType::b1;
+};
 
 struct NdArray {
   DType dtype = DType::f8;
@@ -42,8 +61,14 @@ struct NdArray {
   // member sits at any file offset; ours are 64-byte aligned): unless aligned() holds, read
   // through to_f32()/at_f64() (memcpy loads) instead.
   bool aligned() const { return reinterpret_cast<uintptr_t>(bytes) % dtype_size(dtype) == 0; }
-  template <class T> T* data() { return reinterpret_cast<T*>(bytes); }
-  template <class T> const T* data() const { return reinterpret_cast<const T*>(bytes); }
+  template <class T>
+  T* data() {
+    return reinterpret_cast<T*>(bytes);
+  }
+  template <class T>
+  const T* data() const {
+    return reinterpret_cast<const T*>(bytes);
+  }
 
   // Element i converted to double / int64 whatever the stored dtype.
   double at_f64(int64_t i) const;

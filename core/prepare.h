@@ -9,11 +9,11 @@
 namespace hacm {
 
 struct PrepareOptions {
-  std::string dataset;  // ntu60 | ntu120 | pku1 | pku2 | synthetic
-  std::string raw_dir;  // raw release directory (not used by synthetic)
-  std::string out_dir;  // output directory (created if missing)
-  int threads = 0;      // 0 = hardware concurrency
-  bool progress = true; // progress bar on stderr (plain lines when not a terminal)
+  std::string dataset;   // ntu60 | ntu120 | pku1 | pku2 | synthetic
+  std::string raw_dir;   // raw release directory (not used by synthetic)
+  std::string out_dir;   // output directory (created if missing)
+  int threads = 0;       // 0 = hardware concurrency
+  bool progress = true;  // progress bar on stderr (plain lines when not a terminal)
   // synthetic only
   int64_t clips = 4000;
   uint64_t seed = 1;

@@ -11,7 +11,9 @@ Progress::Progress(std::string label, int64_t total, bool enabled)
   start_ = last_draw_ = std::chrono::steady_clock::now();
 }
 
-Progress::~Progress() { finish(); }
+Progress::~Progress() {
+  finish();
+}
 
 void Progress::tick(int64_t n) {
   done_ += n;
@@ -50,8 +52,8 @@ void Progress::draw(bool final) {
   bar[20] = 0;
   std::fprintf(stderr, "%s%s [%s] %3d%% %lld/%lld  %.1f/s  %s %.0fs%s%s%s", tty_ ? "\r" : "",
                label_.c_str(), bar, pct, (long long)done, (long long)total_, rate,
-               final ? "took" : "eta", final ? secs : eta, note_.empty() ? "" : "  ",
-               note_.c_str(), (final || !tty_) ? "\n" : "");
+               final ? "took" : "eta", final ? secs : eta, note_.empty() ? "" : "  ", note_.c_str(),
+               (final || !tty_) ? "\n" : "");
   std::fflush(stderr);
 }
 

@@ -20,21 +20,25 @@ class ObjectReader {
  public:
   ObjectReader(const nlohmann::json& j, std::string file, std::string path)
       : j_(j), file_(std::move(file)), path_(std::move(path)) {
-    if (!j_.is_object()) fail(path_.empty() ? "the protocol must be a JSON object" : "must be an object");
+    if (!j_.is_object())
+      fail(path_.empty() ? "the protocol must be a JSON object" : "must be an object");
   }
   [[noreturn]] void fail(const std::string& msg, const std::string& key = "") const {
     std::string where = path_;
     if (!key.empty()) where += (where.empty() ? "" : ".") + key;
     throw InputError(file_ + ": " + (where.empty() ? "" : where + ": ") + msg);
   }
-  std::string key_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+  std::string key_path(const std::string& key) const {
+    return path_.empty() ? key : path_ + "." + key;
+  }
   bool has(const std::string& key) const { return j_.contains(key); }
   const nlohmann::json& at(const std::string& key) {
     seen_.insert(key);
     return j_.at(key);
   }
 
-  std::string str(const std::string& key, const std::string& def, const std::vector<std::string>& allowed = {}) {
+  std::string str(const std::string& key, const std::string& def,
+                  const std::vector<std::string>& allowed = {}) {
     if (!has(key)) return def;
     const auto& v = at(key);
     if (!v.is_string()) fail("must be a string", key);
@@ -64,7 +68,10 @@ class ObjectReader {
     const auto& v = at(key);
     if (!v.is_number_integer()) fail("must be an integer", key);
     int64_t x = v.get<int64_t>();
-    if (x < lo || x > hi) fail(std::to_string(x) + " is out of range [" + std::to_string(lo) + ", " + std::to_string(hi) + "]", key);
+    if (x < lo || x > hi)
+      fail(std::to_string(x) + " is out of range [" + std::to_string(lo) + ", " +
+               std::to_string(hi) + "]",
+           key);
     return x;
   }
   bool boolean(const std::string& key, bool def) {
@@ -90,7 +97,8 @@ bool file_exists(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0;
 }
 
-DatasetSpec parse_dataset(const nlohmann::json& j, const std::string& file, const std::string& path) {
+DatasetSpec parse_dataset(const nlohmann::json& j, const std::string& file,
+                          const std::string& path) {
   ObjectReader r(j, file, path);
   DatasetSpec d;
   d.kind = r.str("kind", "npz", {"npz", "synthetic"});
@@ -100,7 +108,8 @@ DatasetSpec parse_dataset(const nlohmann::json& j, const std::string& file, cons
     if (!r.has("path")) r.fail("missing (the prepared .npz file)", "path");
     d.path = r.str("path", "");
     d.prepare_hint = r.str("prepare", "");
-    if (d.name.empty()) r.fail("missing (ntu60 | ntu120 | pku1 | pku2): it selects the authors' settings", "name");
+    if (d.name.empty())
+      r.fail("missing (ntu60 | ntu120 | pku1 | pku2): it selects the authors' settings", "name");
   } else {
     d.clips = r.integer("clips", 2000, 20, 10000000);
     d.seed = uint64_t(r.integer("seed", 1, 0, INT64_MAX));
@@ -110,7 +119,8 @@ DatasetSpec parse_dataset(const nlohmann::json& j, const std::string& file, cons
   return d;
 }
 
-MethodSpec parse_method(const nlohmann::json& j, const std::string& file, const std::string& dataset_name) {
+MethodSpec parse_method(const nlohmann::json& j, const std::string& file,
+                        const std::string& dataset_name) {
   ObjectReader r(j, file, "method");
   MethodSpec m;
   m.name = r.str("name", "hacm", {"hacm", "mamp"});
@@ -119,7 +129,8 @@ MethodSpec parse_method(const nlohmann::json& j, const std::string& file, const 
   if (mamp && r.has("variant")) r.fail("only HA-CM has variants", "variant");
   m.dim = r.integer("dim", 256, 8, 4096);
   m.heads = r.integer("heads", 8, 1, 64);
-  if (m.dim % m.heads) r.fail("dim (" + std::to_string(m.dim) + ") must be divisible by heads", "heads");
+  if (m.dim % m.heads)
+    r.fail("dim (" + std::to_string(m.dim) + ") must be divisible by heads", "heads");
   m.depth = r.integer("depth", 8, 1, 64);
   // MAMP: decoder depth 3 on NTU-60, 5 on NTU-120 and PKU (datasets-and-protocols §2.5).
   int64_t dec_def = mamp && dataset_name != "ntu60" && dataset_name != "synthetic" ? 5 : 3;
@@ -128,14 +139,17 @@ MethodSpec parse_method(const nlohmann::json& j, const std::string& file, const 
   m.frames = r.integer("frames", mamp ? 120 : 72, 8, 300);
   m.t_patch = r.integer("t_patch", mamp ? 4 : 3, 1, 16);
   if (m.frames % m.t_patch) r.fail("frames must be a multiple of t_patch", "frames");
-  if (!mamp && (m.frames / m.t_patch) % 2) r.fail("HA-CM needs an even number of temporal patches", "frames");
+  if (!mamp && (m.frames / m.t_patch) % 2)
+    r.fail("HA-CM needs an even number of temporal patches", "frames");
   m.keep_ratio = r.num("keep_ratio", 0.1, 1e-3, 1.0);
   m.temperature = r.num("temperature", 0.9, 1e-3, 100.0);
   m.dist_factor = r.num("dist_factor", 4.0, 0.0, 100.0);
   if (m.variant == "released" && !mamp &&
       (m.keep_ratio != 0.1 || m.temperature != 0.9 || m.dist_factor != 4.0))
-    r.fail("the released variant hard-codes keep_ratio 0.1, temperature 0.9, dist_factor 4; use variant "
-           "\"corrected\" to change them");
+    r.fail(
+        "the released variant hard-codes keep_ratio 0.1, temperature 0.9, dist_factor 4; use "
+        "variant "
+        "\"corrected\" to change them");
   m.mask_ratio = r.num("mask_ratio", 0.9, 0.0, 0.999);
   m.tau = r.num("tau", dataset_name == "ntu120" ? 0.75 : 0.80, 1e-3, 100.0);
   r.finish();
@@ -231,7 +245,8 @@ Protocol parse_protocol(const nlohmann::json& j, const std::string& file) {
     d.eval_every = s.integer("eval_every", d.eval_every, 1, 100000);
     if (kind != "pretrain") {
       d.from = s.str("from", have_pretrain ? "pretrain" : "scratch", {"pretrain", "scratch"});
-      if (d.from == "pretrain" && !have_pretrain) s.fail("'pretrain' needs a pretrain stage first", "from");
+      if (d.from == "pretrain" && !have_pretrain)
+        s.fail("'pretrain' needs a pretrain stage first", "from");
     }
     if (kind == "transfer") {
       if (!s.has("dataset")) s.fail("missing (the target dataset)", "dataset");
@@ -246,13 +261,15 @@ Protocol parse_protocol(const nlohmann::json& j, const std::string& file) {
   // Missing data files are input errors too, reported before any work.
   auto check_file = [&](const DatasetSpec& d, const std::string& key) {
     if (d.kind != "npz" || file_exists(d.path)) return;
-    std::string how = d.prepare_hint.empty() ? "make it with `repro prepare " + d.name + " --raw <DIR> --out <DIR>`"
-                                             : "make it with `" + d.prepare_hint + "`";
+    std::string how = d.prepare_hint.empty()
+                          ? "make it with `repro prepare " + d.name + " --raw <DIR> --out <DIR>`"
+                          : "make it with `" + d.prepare_hint + "`";
     throw InputError(file + ": " + key + ".path: " + d.path + " not found; " + how);
   };
   check_file(p.dataset, "dataset");
   for (size_t i = 0; i < p.stages.size(); ++i)
-    if (p.stages[i].has_dataset) check_file(p.stages[i].dataset, "stages[" + std::to_string(i) + "].dataset");
+    if (p.stages[i].has_dataset)
+      check_file(p.stages[i].dataset, "stages[" + std::to_string(i) + "].dataset");
   return p;
 }
 
@@ -273,7 +290,9 @@ Protocol load_protocol(const std::string& path) {
   }
   Protocol p = parse_protocol(j, path);
   std::string base = path.substr(path.find_last_of('/') + 1);
-  p.name = base.size() > 5 && base.substr(base.size() - 5) == ".json" ? base.substr(0, base.size() - 5) : base;
+  p.name = base.size() > 5 && base.substr(base.size() - 5) == ".json"
+               ? base.substr(0, base.size() - 5)
+               : base;
   p.sha256 = sha256_hex(bytes);
   return p;
 }
@@ -281,15 +300,18 @@ Protocol load_protocol(const std::string& path) {
 // SHA-256 (FIPS 180-4), written here to avoid a crypto dependency for one checksum.
 std::string sha256_hex(const std::string& bytes) {
   static const uint32_t k[64] = {
-      0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98,
-      0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
-      0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8,
-      0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
-      0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819,
-      0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
-      0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+      0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+      0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+      0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+      0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+      0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+      0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+      0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+      0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+      0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
       0xc67178f2};
-  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
   std::string m = bytes;
   uint64_t bitlen = uint64_t(bytes.size()) * 8;
   m.push_back(char(0x80));

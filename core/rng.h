@@ -61,7 +61,9 @@ class Rng {
   double normal(double mean, double stddev) { return mean + stddev * normal(); }
 
   // Derive an independent generator (e.g. one per sample or per worker) from this seed.
-  static Rng derive(uint64_t seed, uint64_t index) { return Rng(seed ^ (index * 0x9e3779b97f4a7c15ULL), index + 1); }
+  static Rng derive(uint64_t seed, uint64_t index) {
+    return Rng(seed ^ (index * 0x9e3779b97f4a7c15ULL), index + 1);
+  }
 
  private:
   uint64_t state_ = 0, inc_ = 1;

@@ -15,8 +15,9 @@ EncoderWeights<T> EncoderWeights<T>::load(const Checkpoint<T>& ck, EncoderConfig
   EncoderWeights<T> w;
   w.conv_w = ck.at("joints_embed.proj.weight");
   if (w.conv_w.ndim() != 4 || w.conv_w.dim(3) != 1)
-    throw input_error(ck.source, 0, "joints_embed.proj.weight: want [D, C, tp, 1], got " +
-                                        shape_str(w.conv_w.shape));
+    throw input_error(
+        ck.source, 0,
+        "joints_embed.proj.weight: want [D, C, tp, 1], got " + shape_str(w.conv_w.shape));
   const int64_t D = w.conv_w.dim(0);
   w.conv_b = ck.at("joints_embed.proj.bias", {D});
   w.pos = ck.at("pos_embed");
@@ -24,7 +25,8 @@ EncoderWeights<T> EncoderWeights<T>::load(const Checkpoint<T>& ck, EncoderConfig
   if (w.pos.ndim() != 4 || w.pos.dim(3) != D) ck.at("pos_embed", {1, 1, -1, D});
   if (w.temp.ndim() != 4 || w.temp.dim(3) != D) ck.at("temp_embed", {1, -1, 1, D});
   if (cfg.depth < 0)
-    for (cfg.depth = 0; ck.has("blocks." + std::to_string(cfg.depth) + ".norm1.weight");) ++cfg.depth;
+    for (cfg.depth = 0; ck.has("blocks." + std::to_string(cfg.depth) + ".norm1.weight");)
+      ++cfg.depth;
   for (int64_t i = 0; i < cfg.depth; ++i)
     w.blocks.push_back(load_block(ck, "blocks." + std::to_string(i), D));
   w.norm = load_layernorm(ck, "norm", D);
@@ -76,7 +78,8 @@ Tensor<T> encoder_forward(const Tensor<T>& x5, const EncoderWeights<T>& w, const
   c.xk = cfg.kept.empty() ? x : select_joints_forward(x, cfg.kept);
   c.mc = add_pos_temp_forward(patch_embed_forward(c.xk, w.conv_w, w.conv_b), w.pos, w.temp);
   const int64_t NM = c.mc.dim(0), TP = c.mc.dim(1), V = c.mc.dim(2), D = c.mc.dim(3);
-  Tensor<T> h = (cfg.hyperbolic ? expmap_with_projection_forward(c.mc) : c.mc).reshaped({NM, TP * V, D});
+  Tensor<T> h =
+      (cfg.hyperbolic ? expmap_with_projection_forward(c.mc) : c.mc).reshaped({NM, TP * V, D});
   c.x.clear();
   c.c.assign(w.blocks.size(), BlockCache<T>());
   for (size_t i = 0; i < w.blocks.size(); ++i) {
@@ -91,7 +94,8 @@ template <class T>
 void encoder_backward(const EncoderWeights<T>& w, const EncoderConfig& cfg,
                       const EncoderCache<T>& c, const Tensor<T>& g_tokens, EncoderWeights<T>& g) {
   const int64_t NM = c.mc.dim(0), TP = c.mc.dim(1), V = c.mc.dim(2), D = c.mc.dim(3);
-  Tensor<T> gh = layernorm_backward(c.out, w.norm, c.norm_c, g_tokens.reshaped({NM, TP * V, D}), g.norm);
+  Tensor<T> gh =
+      layernorm_backward(c.out, w.norm, c.norm_c, g_tokens.reshaped({NM, TP * V, D}), g.norm);
   for (size_t i = w.blocks.size(); i-- > 0;)
     gh = block_backward<T>(c.x[i], w.blocks[i], cfg.heads, c.c[i], gh, g.blocks[i], cfg.ln_eps);
   gh = gh.reshaped({NM, TP, V, D});
@@ -158,8 +162,9 @@ Tensor<T> batchnorm_backward(const BatchNormParams<T>& p, const BatchNormCache<T
     for (int64_t i = 0; i < N; ++i) {
       const T gxh = gout[i * C + j] * gamma;
       // Batch statistics: gx = r·(gxh − mean(gxh) − xhat·mean(gxh·xhat)).
-      gx[i * C + j] = batch_stats ? gamma * r * (gout[i * C + j] - sg / T(N) - c.xhat[i * C + j] * sgx / T(N))
-                                  : gxh * r;
+      gx[i * C + j] =
+          batch_stats ? gamma * r * (gout[i * C + j] - sg / T(N) - c.xhat[i * C + j] * sgx / T(N))
+                      : gxh * r;
     }
   }
   return gx;
@@ -184,7 +189,8 @@ Tensor<T> finetune_features(const Tensor<T>& tok) {
   for (int64_t n = 0; n < N; ++n)
     for (int64_t m = 0; m < M; ++m)
       for (int64_t t = 0; t < TP; ++t)
-        for (int64_t i = 0; i < V * D; ++i) f[n * V * D + i] += tok[((n * M + m) * TP + t) * V * D + i];
+        for (int64_t i = 0; i < V * D; ++i)
+          f[n * V * D + i] += tok[((n * M + m) * TP + t) * V * D + i];
   for (auto& v : f.data) v /= T(M * TP);
   return f;
 }
@@ -207,7 +213,8 @@ Tensor<T> linprobe_head_forward(const Tensor<T>& feat, LinprobeHead<T>& h, bool 
   HeadCache<T> local;
   HeadCache<T>& c = cache ? *cache : local;
   c.feat = feat;
-  c.bn_out = h.bn ? batchnorm_forward(feat, h.norm, kLinprobeBnEps, batch_stats, momentum, &c.bn) : feat;
+  c.bn_out =
+      h.bn ? batchnorm_forward(feat, h.norm, kLinprobeBnEps, batch_stats, momentum, &c.bn) : feat;
   return linear_forward(c.bn_out, h.fc);
 }
 
@@ -296,29 +303,29 @@ T cross_entropy(const Tensor<T>& logits, const std::vector<int64_t>& labels, dou
   return total / T(N);
 }
 
-#define HACM_INSTANTIATE(T)                                                                       \
-  template struct EncoderWeights<T>;                                                              \
-  template Tensor<T> encoder_forward(const Tensor<T>&, const EncoderWeights<T>&,                  \
-                                     const EncoderConfig&, EncoderCache<T>*);                     \
-  template void encoder_backward(const EncoderWeights<T>&, const EncoderConfig&,                  \
-                                 const EncoderCache<T>&, const Tensor<T>&, EncoderWeights<T>&);   \
-  template Tensor<T> batchnorm_forward(const Tensor<T>&, BatchNormParams<T>&, double, bool,       \
-                                       double, BatchNormCache<T>*);                               \
-  template Tensor<T> batchnorm_backward(const BatchNormParams<T>&, const BatchNormCache<T>&,      \
-                                        bool, const Tensor<T>&, BatchNormParams<T>&);             \
-  template Tensor<T> linprobe_features(const Tensor<T>&);                                         \
-  template Tensor<T> finetune_features(const Tensor<T>&);                                         \
-  template Tensor<T> finetune_features_backward(const Tensor<T>&, const std::vector<int64_t>&);   \
-  template Tensor<T> linprobe_head_forward(const Tensor<T>&, LinprobeHead<T>&, bool, double,      \
-                                           HeadCache<T>*);                                        \
-  template Tensor<T> linprobe_head_backward(const LinprobeHead<T>&, const HeadCache<T>&, bool,    \
-                                            const Tensor<T>&, LinprobeHead<T>&);                  \
-  template Tensor<T> finetune_head_forward(const Tensor<T>&, FinetuneHead<T>&, bool, double,      \
-                                           HeadCache<T>*);                                        \
-  template Tensor<T> finetune_head_backward(const FinetuneHead<T>&, const HeadCache<T>&, bool,    \
-                                            const Tensor<T>&, FinetuneHead<T>&);                  \
-  template LinprobeHead<T> load_linprobe_head(const Checkpoint<T>&, const std::string&);          \
-  template FinetuneHead<T> load_finetune_head(const Checkpoint<T>&, const std::string&);          \
+#define HACM_INSTANTIATE(T)                                                                        \
+  template struct EncoderWeights<T>;                                                               \
+  template Tensor<T> encoder_forward(const Tensor<T>&, const EncoderWeights<T>&,                   \
+                                     const EncoderConfig&, EncoderCache<T>*);                      \
+  template void encoder_backward(const EncoderWeights<T>&, const EncoderConfig&,                   \
+                                 const EncoderCache<T>&, const Tensor<T>&, EncoderWeights<T>&);    \
+  template Tensor<T> batchnorm_forward(const Tensor<T>&, BatchNormParams<T>&, double, bool,        \
+                                       double, BatchNormCache<T>*);                                \
+  template Tensor<T> batchnorm_backward(const BatchNormParams<T>&, const BatchNormCache<T>&, bool, \
+                                        const Tensor<T>&, BatchNormParams<T>&);                    \
+  template Tensor<T> linprobe_features(const Tensor<T>&);                                          \
+  template Tensor<T> finetune_features(const Tensor<T>&);                                          \
+  template Tensor<T> finetune_features_backward(const Tensor<T>&, const std::vector<int64_t>&);    \
+  template Tensor<T> linprobe_head_forward(const Tensor<T>&, LinprobeHead<T>&, bool, double,       \
+                                           HeadCache<T>*);                                         \
+  template Tensor<T> linprobe_head_backward(const LinprobeHead<T>&, const HeadCache<T>&, bool,     \
+                                            const Tensor<T>&, LinprobeHead<T>&);                   \
+  template Tensor<T> finetune_head_forward(const Tensor<T>&, FinetuneHead<T>&, bool, double,       \
+                                           HeadCache<T>*);                                         \
+  template Tensor<T> finetune_head_backward(const FinetuneHead<T>&, const HeadCache<T>&, bool,     \
+                                            const Tensor<T>&, FinetuneHead<T>&);                   \
+  template LinprobeHead<T> load_linprobe_head(const Checkpoint<T>&, const std::string&);           \
+  template FinetuneHead<T> load_finetune_head(const Checkpoint<T>&, const std::string&);           \
   template T cross_entropy(const Tensor<T>&, const std::vector<int64_t>&, double, Tensor<T>*);
 HACM_INSTANTIATE(float)
 HACM_INSTANTIATE(double)

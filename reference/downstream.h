@@ -18,7 +18,7 @@ namespace hacm::ref {
 
 struct EncoderConfig {
   int heads = 8;
-  int64_t depth = -1;                            // -1: count blocks.i in the weights
+  int64_t depth = -1;                             // -1: count blocks.i in the weights
   std::vector<int64_t> kept = ntu_kept_joints();  // empty: all joints (MAMP)
   bool hyperbolic = true;
   double ln_eps = kLayerNormEps;
@@ -56,8 +56,8 @@ void encoder_backward(const EncoderWeights<T>& w, const EncoderConfig& cfg,
 // ---- BatchNorm1d over [N, C]. Empty weight/bias = affine=False.
 template <class T>
 struct BatchNormParams {
-  Tensor<T> w, b;                        // [C] each or empty
-  Tensor<T> running_mean, running_var;   // [C]
+  Tensor<T> w, b;                       // [C] each or empty
+  Tensor<T> running_mean, running_var;  // [C]
 };
 template <class T>
 struct BatchNormCache {

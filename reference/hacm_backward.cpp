@@ -78,7 +78,8 @@ HacmGrads<T> hacm_backward(const HacmForward<T>& f, const Tensor<T>& x5, const H
 
   // ---- Decoder.
   Tensor<T> g_dn = linear_backward(f.dec_normed, w.decoder_pred, g_pred, gw.decoder_pred);
-  Tensor<T> g_dx = layernorm_backward(f.dec_out, w.decoder_norm, f.dec_norm_c, g_dn, gw.decoder_norm);
+  Tensor<T> g_dx =
+      layernorm_backward(f.dec_out, w.decoder_norm, f.dec_norm_c, g_dn, gw.decoder_norm);
   for (size_t j = w.decoder_blocks.size(); j-- > 0;)
     g_dx = block_backward<T>(f.dec_x[j], w.decoder_blocks[j], cfg.heads, f.dec_c[j], g_dx,
                              gw.decoder_blocks[j], cfg.ln_eps);

@@ -38,7 +38,7 @@ struct HacmConfig {
   double temperature = kReleasedTemperature;
   double father_weight = kFatherWeight;
   double ln_eps = kLayerNormEps;
-  double target_eps = 1e-6;  // forward_loss: (var + 1e-6)^0.5
+  double target_eps = 1e-6;          // forward_loss: (var + 1e-6)^0.5
   std::string variant = "released";  // released | corrected
   bool corrected() const;            // throws std::invalid_argument on an unknown variant
 };
@@ -71,14 +71,14 @@ struct HacmWeights {
 template <class T>
 struct HacmForward {
   // Backward caches.
-  int64_t persons = 0;                   // M
-  Tensor<T> xk;                          // [NM, T, V, 3] kept joints
-  std::vector<int64_t> grid_t, grid_s;   // [Lt], [Ls]: grid slot τ·V + v of each group token
-  std::vector<Tensor<T>> enc_x, dec_x;   // inputs of each encoder / decoder block
+  int64_t persons = 0;                  // M
+  Tensor<T> xk;                         // [NM, T, V, 3] kept joints
+  std::vector<int64_t> grid_t, grid_s;  // [Lt], [Ls]: grid slot τ·V + v of each group token
+  std::vector<Tensor<T>> enc_x, dec_x;  // inputs of each encoder / decoder block
   std::vector<BlockCache<T>> enc_c, dec_c;
   Tensor<T> enc_out, dec_out, dec_normed;  // before norm, before decoder_norm, after it
   LayerNormCache<T> norm_c, dec_norm_c;
-  std::vector<int64_t> dec_src;          // [NM, TP·V] decoder row -> latent index (>= L: mask token)
+  std::vector<int64_t> dec_src;  // [NM, TP·V] decoder row -> latent index (>= L: mask token)
 
   Tensor<T> mc;        // [NM, TP, V, D] embedding + pos + temp (Euclidean)
   Tensor<T> emb_null;  // [NM, TP, Vn, D]

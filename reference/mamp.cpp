@@ -28,9 +28,9 @@ MampWeights<T> MampWeights<T>::load(const Checkpoint<T>& ck, MampConfig& cfg) {
   MampWeights<T> w;
   w.conv_w = ck.at("joints_embed.proj.weight");
   if (w.conv_w.ndim() != 4 || w.conv_w.dim(3) != 1)
-    throw input_error(ck.source, 0,
-                      "joints_embed.proj.weight: want [D, C, tp, 1], got " +
-                          shape_str(w.conv_w.shape));
+    throw input_error(
+        ck.source, 0,
+        "joints_embed.proj.weight: want [D, C, tp, 1], got " + shape_str(w.conv_w.shape));
   const int64_t D = w.conv_w.dim(0);
   w.conv_b = ck.at("joints_embed.proj.bias", {D});
   w.pos = ck.at("pos_embed");
@@ -56,7 +56,8 @@ MampWeights<T> MampWeights<T>::load(const Checkpoint<T>& ck, MampConfig& cfg) {
   w.decoder_temp = ck.at("decoder_temp_embed", {1, TP, 1, Dd});
   w.decoder_pred = load_linear(ck, "decoder_pred", Dd, w.conv_w.dim(2) * w.conv_w.dim(1));
   if (D % cfg.heads != 0 || Dd % cfg.heads != 0)
-    throw input_error(ck.source, 0, "width not divisible by " + std::to_string(cfg.heads) + " heads");
+    throw input_error(ck.source, 0,
+                      "width not divisible by " + std::to_string(cfg.heads) + " heads");
   return w;
 }
 
@@ -139,8 +140,7 @@ MampForward<T> mamp_forward(const Tensor<T>& x5, const Tensor<T>& U, const MampW
   f.persons = x5.dim(4);
   f.x = to_person_major_forward(x5);  // [NM, T, J, 3]
   const int64_t NM = f.x.dim(0), Tn = f.x.dim(1), J = f.x.dim(2), C = f.x.dim(3);
-  const int64_t tp = w.conv_w.dim(2), TP = Tn / tp, L = TP * J, D = w.conv_w.dim(0),
-                F = tp * C;
+  const int64_t tp = w.conv_w.dim(2), TP = Tn / tp, L = TP * J, D = w.conv_w.dim(0), F = tp * C;
   if (TP != w.temp.dim(1)) throw std::invalid_argument("mamp_forward: T/tp != temp_embed patches");
   const int64_t K = int64_t(double(L) * (1.0 - cfg.mask_ratio));  // Python int(L·(1 − r))
 
@@ -153,7 +153,8 @@ MampForward<T> mamp_forward(const Tensor<T>& x5, const Tensor<T>& U, const MampW
         const int64_t tt = t == 0 ? 1 : t;  // τ = 0 copies τ = 1
         T s = 0;
         for (int64_t i = 0; i < F; ++i)
-          s += std::abs(P[((n * TP + tt) * J + v) * F + i] - P[((n * TP + tt - 1) * J + v) * F + i]);
+          s +=
+              std::abs(P[((n * TP + tt) * J + v) * F + i] - P[((n * TP + tt - 1) * J + v) * F + i]);
         f.motion_raw[n * L + t * J + v] = s / T(F);
       }
   Selection<T> keys = gumbel_topk_forward(f.motion_raw, U, 1.0 - cfg.mask_ratio, cfg.tau);
@@ -213,7 +214,8 @@ MampForward<T> mamp_forward(const Tensor<T>& x5, const Tensor<T>& U, const MampW
   for (int64_t n = 0; n < NM; ++n)
     for (int64_t t = 0; t + 1 < Tn; ++t)
       for (int64_t i = 0; i < row; ++i)
-        motion[(n * Tn + t) * row + i] = f.x[(n * Tn + t + 1) * row + i] - f.x[(n * Tn + t) * row + i];
+        motion[(n * Tn + t) * row + i] =
+            f.x[(n * Tn + t + 1) * row + i] - f.x[(n * Tn + t) * row + i];
   f.target = patchify_forward(motion, tp);
   f.loss = recon_loss_forward(f.pred, f.target, f.sel.mask, cfg.target_eps, f.target_norm);
   return f;
@@ -244,7 +246,8 @@ MampGrads<T> mamp_backward(const MampForward<T>& f, const Tensor<T>& x5, const M
       }
 
   Tensor<T> g_dn = linear_backward(f.dec_normed, w.decoder_pred, g_pred, gw.decoder_pred);
-  Tensor<T> g_dx = layernorm_backward(f.dec_out, w.decoder_norm, f.dec_norm_c, g_dn, gw.decoder_norm);
+  Tensor<T> g_dx =
+      layernorm_backward(f.dec_out, w.decoder_norm, f.dec_norm_c, g_dn, gw.decoder_norm);
   for (size_t j = w.decoder_blocks.size(); j-- > 0;)
     g_dx = block_backward<T>(f.dec_x[j], w.decoder_blocks[j], cfg.heads, f.dec_c[j], g_dx,
                              gw.decoder_blocks[j], cfg.ln_eps);
@@ -273,14 +276,13 @@ MampGrads<T> mamp_backward(const MampForward<T>& f, const Tensor<T>& x5, const M
   return g;
 }
 
-#define HACM_INSTANTIATE(T)                                                                     \
-  template struct MampWeights<T>;                                                               \
-  template MampForward<T> mamp_forward(const Tensor<T>&, const Tensor<T>&,                      \
-                                       const MampWeights<T>&, const MampConfig&,                \
-                                       const std::vector<int64_t>*);                            \
-  template MampGrads<T> mamp_backward(const MampForward<T>&, const Tensor<T>&,                  \
-                                      const MampWeights<T>&, const MampConfig&);                \
-  template Tensor<T> patchify_forward(const Tensor<T>&, int64_t);                               \
+#define HACM_INSTANTIATE(T)                                                                       \
+  template struct MampWeights<T>;                                                                 \
+  template MampForward<T> mamp_forward(const Tensor<T>&, const Tensor<T>&, const MampWeights<T>&, \
+                                       const MampConfig&, const std::vector<int64_t>*);           \
+  template MampGrads<T> mamp_backward(const MampForward<T>&, const Tensor<T>&,                    \
+                                      const MampWeights<T>&, const MampConfig&);                  \
+  template Tensor<T> patchify_forward(const Tensor<T>&, int64_t);                                 \
   template Tensor<T> patchify_backward(const Tensor<T>&, int64_t, int64_t);
 HACM_INSTANTIATE(float)
 HACM_INSTANTIATE(double)

@@ -48,10 +48,10 @@ struct MampWeights {
 template <class T>
 struct MampForward {
   int64_t persons = 0;
-  Tensor<T> x;                        // [NM, T, J, 3]
-  Tensor<T> motion_raw;               // [NM, L]
-  Selection<T> sel;                   // ascending order, keep K
-  Tensor<T> enc_in, latent;           // [NM, K, D]
+  Tensor<T> x;               // [NM, T, J, 3]
+  Tensor<T> motion_raw;      // [NM, L]
+  Selection<T> sel;          // ascending order, keep K
+  Tensor<T> enc_in, latent;  // [NM, K, D]
   std::vector<Tensor<T>> enc_x, dec_x;
   std::vector<BlockCache<T>> enc_c, dec_c;
   Tensor<T> enc_out, dec_out, dec_normed;

@@ -8,8 +8,8 @@ namespace hacm::ref {
 
 bool no_weight_decay(const std::string& name, const std::vector<int64_t>& shape) {
   const std::string suffix = ".bias";
-  const bool bias =
-      name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+  const bool bias = name.size() >= suffix.size() &&
+                    name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
   return shape.size() == 1 || bias;
 }
 
@@ -94,11 +94,11 @@ void SgdMomentum<T>::step(std::vector<ParamRef<T>>& ps, double lr) {
   }
 }
 
-#define HACM_INSTANTIATE(T)                                                                    \
-  template std::vector<ParamRef<T>> make_param_refs(                                           \
-      const std::vector<std::pair<std::string, Tensor<T>*>>&,                                  \
-      const std::vector<std::pair<std::string, Tensor<T>*>>&, double, double, int64_t);        \
-  template class AdamW<T>;                                                                     \
+#define HACM_INSTANTIATE(T)                                                             \
+  template std::vector<ParamRef<T>> make_param_refs(                                    \
+      const std::vector<std::pair<std::string, Tensor<T>*>>&,                           \
+      const std::vector<std::pair<std::string, Tensor<T>*>>&, double, double, int64_t); \
+  template class AdamW<T>;                                                              \
   template class SgdMomentum<T>;
 HACM_INSTANTIATE(float)
 HACM_INSTANTIATE(double)

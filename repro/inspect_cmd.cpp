@@ -17,7 +17,8 @@ static std::string shape_str(const std::vector<int64_t>& s) {
 
 void add_inspect_command(CLI::App& app) {
   auto path = std::make_shared<std::string>();
-  CLI::App* sub = app.add_subcommand("inspect", "Show keys, dtypes and shapes of an .npz or .npy file");
+  CLI::App* sub =
+      app.add_subcommand("inspect", "Show keys, dtypes and shapes of an .npz or .npy file");
   sub->add_option("file", *path, "the .npz or .npy file")->required();
   sub->callback([path]() {
     if (path->size() > 4 && path->substr(path->size() - 4) == ".npy") {

@@ -9,7 +9,8 @@
 #include "repro/commands.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"hacm-repro: reproduce and benchmark HA-CM (and MAMP) for skeleton action recognition"};
+  CLI::App app{
+      "hacm-repro: reproduce and benchmark HA-CM (and MAMP) for skeleton action recognition"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("hacm-repro 0.1"));
   hacm::repro::add_prepare_command(app);

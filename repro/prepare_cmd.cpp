@@ -1,9 +1,10 @@
 // `repro prepare`: raw releases (or the embedded generator) -> benchmark .npz files.
+#include <unistd.h>
+
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <thread>
-#include <unistd.h>
 
 #include "core/error.h"
 #include "core/prepare.h"
@@ -12,8 +13,12 @@
 namespace hacm::repro {
 
 static int g_exit_code = 0;
-int exit_code() { return g_exit_code; }
-void set_exit_code(int code) { g_exit_code = code; }
+int exit_code() {
+  return g_exit_code;
+}
+void set_exit_code(int code) {
+  g_exit_code = code;
+}
 
 void add_prepare_command(CLI::App& app) {
   auto opt = std::make_shared<PrepareOptions>();
@@ -28,10 +33,12 @@ void add_prepare_command(CLI::App& app) {
                   "raw release directory (NTU: the .skeleton files; PKU: PKU_Skeleton_Renew/, "
                   "Train_Label_PKU_final/, Split/)");
   sub->add_option("--out", opt->out_dir, "output directory")->required();
-  sub->add_option("--threads", opt->threads, "worker threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--threads", opt->threads, "worker threads (0 = all cores)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--clips", opt->clips, "synthetic: number of clips")->check(CLI::PositiveNumber);
   sub->add_option("--seed", opt->seed, "synthetic: generator seed");
-  sub->add_flag("--no-progress", [opt](int64_t) { opt->progress = false; }, "no progress bar");
+  sub->add_flag(
+      "--no-progress", [opt](int64_t) { opt->progress = false; }, "no progress bar");
   sub->callback([opt]() {
     if (opt->dataset != "synthetic" && opt->raw_dir.empty())
       throw InputError("prepare " + opt->dataset + ": --raw DIR is required");

@@ -44,8 +44,12 @@ namespace hacm::repro {
 // signals
 
 static std::atomic<bool> g_stop{false};
-static void on_signal(int) { g_stop = true; }
-bool stop_requested() { return g_stop.load(); }
+static void on_signal(int) {
+  g_stop = true;
+}
+bool stop_requested() {
+  return g_stop.load();
+}
 void install_signal_handlers() {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -55,7 +59,6 @@ namespace {
 
 using accel::StateDict;
 using Clock = std::chrono::steady_clock;
-
 
 // ---------------------------------------------------------------------------------------------
 // context
@@ -69,20 +72,24 @@ struct Ctx {
   std::string seed_dir;
 };
 
-uint64_t mix(uint64_t a, uint64_t b) { return (a * 0x9e3779b97f4a7c15ULL) ^ (b + 0x632be59bd9b4e019ULL + (a << 6) + (a >> 2)); }
+uint64_t mix(uint64_t a, uint64_t b) {
+  return (a * 0x9e3779b97f4a7c15ULL) ^ (b + 0x632be59bd9b4e019ULL + (a << 6) + (a >> 2));
+}
 
 std::vector<int64_t> permutation(int64_t n, uint64_t seed) {
   std::vector<int64_t> v(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) v[size_t(i)] = i;
   Rng rng(seed);
-  for (int64_t i = n - 1; i > 0; --i) std::swap(v[size_t(i)], v[size_t(rng.below(uint64_t(i + 1)))]);
+  for (int64_t i = n - 1; i > 0; --i)
+    std::swap(v[size_t(i)], v[size_t(rng.below(uint64_t(i + 1)))]);
   return v;
 }
 
 // The npz a dataset spec refers to (generating the synthetic set into the work dir once).
 std::string dataset_file(const Ctx& c, const DatasetSpec& d) {
   if (d.kind == "npz") return d.path;
-  std::string dir = c.opt.work_dir + "/data/synthetic_" + std::to_string(d.clips) + "_" + std::to_string(d.seed);
+  std::string dir =
+      c.opt.work_dir + "/data/synthetic_" + std::to_string(d.clips) + "_" + std::to_string(d.seed);
   std::string file = dir + (d.split == "xsub" ? "/Synthetic_XSub.npz" : "/Synthetic_XView.npz");
   if (!fs::exists(file)) {
     PrepareOptions po;
@@ -105,7 +112,8 @@ FeederConfig feeder_config(const MethodSpec& m, bool vel) {
 }
 
 // Clips idx -> x5 [B, 3, W, 25, 2] on the device; labels [B] int64 on the device.
-at::Tensor make_batch(const Ctx& c, const Feeder& f, const std::vector<int64_t>& idx, uint64_t seed, at::Tensor* labels) {
+at::Tensor make_batch(const Ctx& c, const Feeder& f, const std::vector<int64_t>& idx, uint64_t seed,
+                      at::Tensor* labels) {
   const int64_t B = int64_t(idx.size()), W = f.window();
   at::Tensor x = at::empty({B, 3, W, 25, 2}, at::kFloat);
   std::vector<int64_t> lab(static_cast<size_t>(B));
@@ -149,9 +157,9 @@ StateDict to_params(const std::map<std::string, NdArray>& arrays, const at::Devi
 // checkpoints: one npz, written atomically (NpzWriter renames a temporary file).
 
 struct CkptMeta {
-  int64_t epoch = 0;        // epochs completed
-  int64_t step = 0;         // steps completed in epoch `epoch` (a checkpoint taken on a signal)
-  double partial_sum = 0;   // loss sum of those steps
+  int64_t epoch = 0;       // epochs completed
+  int64_t step = 0;        // steps completed in epoch `epoch` (a checkpoint taken on a signal)
+  double partial_sum = 0;  // loss sum of those steps
   json curves = json::object();
 };
 
@@ -164,11 +172,13 @@ void save_checkpoint(const std::string& path, const StateDict& params, const acc
   out["meta.step"] = NdArray::from<int64_t>({}, &meta.step);
   out["meta.partial_sum"] = NdArray::from<double>({}, &meta.partial_sum);
   std::string js = meta.curves.dump();
-  out["meta.curves_json"] = NdArray::from<uint8_t>({int64_t(js.size())}, reinterpret_cast<const uint8_t*>(js.data()));
+  out["meta.curves_json"] =
+      NdArray::from<uint8_t>({int64_t(js.size())}, reinterpret_cast<const uint8_t*>(js.data()));
   npz_save(path, out);
 }
 
-bool load_checkpoint(const std::string& path, StateDict& params, accel::Optimizer& opt, CkptMeta& meta) {
+bool load_checkpoint(const std::string& path, StateDict& params, accel::Optimizer& opt,
+                     CkptMeta& meta) {
   if (!fs::exists(path)) return false;
   std::map<std::string, NdArray> in = npz_load(path);
   at::NoGradGuard no_grad;
@@ -182,7 +192,8 @@ bool load_checkpoint(const std::string& path, StateDict& params, accel::Optimize
   meta.step = in.at("meta.step").at_i64(0);
   meta.partial_sum = in.at("meta.partial_sum").at_f64(0);
   const NdArray& cj = in.at("meta.curves_json");
-  meta.curves = json::parse(std::string(reinterpret_cast<const char*>(cj.bytes), size_t(cj.numel())));
+  meta.curves =
+      json::parse(std::string(reinterpret_cast<const char*>(cj.bytes), size_t(cj.numel())));
   return true;
 }
 
@@ -192,10 +203,11 @@ std::string fmt(const char* f, double a) {
   return b;
 }
 
-void check_finite(double loss, const std::string& stage, int64_t epoch, int64_t step, const std::string& ckpt) {
+void check_finite(double loss, const std::string& stage, int64_t epoch, int64_t step,
+                  const std::string& ckpt) {
   if (std::isfinite(loss)) return;
-  throw std::runtime_error(stage + ": loss became " + (std::isnan(loss) ? "NaN" : "Inf") + " at epoch " +
-                           std::to_string(epoch) + " step " + std::to_string(step) +
+  throw std::runtime_error(stage + ": loss became " + (std::isnan(loss) ? "NaN" : "Inf") +
+                           " at epoch " + std::to_string(epoch) + " step " + std::to_string(step) +
                            "; stopped. The last good checkpoint is kept: " + ckpt);
 }
 
@@ -213,17 +225,21 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
   const std::string ckpt = c.seed_dir + "/" + tag + ".ckpt.npz";
   CkptMeta meta;
   if (load_checkpoint(ckpt, params, opt, meta))
-    std::fprintf(stderr, "[%s] resuming from %s (%lld epochs + %lld steps done)\n", tag.c_str(), ckpt.c_str(),
-                 (long long)meta.epoch, (long long)meta.step);
+    std::fprintf(stderr, "[%s] resuming from %s (%lld epochs + %lld steps done)\n", tag.c_str(),
+                 ckpt.c_str(), (long long)meta.epoch, (long long)meta.step);
   if (!meta.curves.contains("loss")) meta.curves["loss"] = json::array();
 
   accel::HacmConfig hc;
-  hc.dim = m.dim, hc.heads = m.heads, hc.depth = m.depth, hc.decoder_depth = m.decoder_depth, hc.t_patch = m.t_patch;
-  hc.variant = m.variant, hc.keep_ratio = m.keep_ratio, hc.temperature = m.temperature, hc.dist_factor = m.dist_factor;
+  hc.dim = m.dim, hc.heads = m.heads, hc.depth = m.depth, hc.decoder_depth = m.decoder_depth,
+  hc.t_patch = m.t_patch;
+  hc.variant = m.variant, hc.keep_ratio = m.keep_ratio, hc.temperature = m.temperature,
+  hc.dist_factor = m.dist_factor;
   accel::MampConfig mc;
-  mc.dim = m.dim, mc.heads = m.heads, mc.depth = m.depth, mc.decoder_depth = m.decoder_depth, mc.t_patch = m.t_patch;
+  mc.dim = m.dim, mc.heads = m.heads, mc.depth = m.depth, mc.decoder_depth = m.decoder_depth,
+  mc.t_patch = m.t_patch;
   mc.mask_ratio = m.mask_ratio, mc.tau = m.tau;
-  const int64_t TPh = m.frames / m.t_patch / 2, Lg = TPh * kKeptJoints, Lm = (m.frames / m.t_patch) * kNtuJoints;
+  const int64_t TPh = m.frames / m.t_patch / 2, Lg = TPh * kKeptJoints,
+                Lm = (m.frames / m.t_patch) * kNtuJoints;
 
   // HACM_FAULT_NAN_STEP=k (tests only) turns the loss of global step k into NaN, to check that a
   // NaN stops the run with a message and keeps the last good checkpoint.
@@ -233,7 +249,8 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
   int64_t epochs_here = 0;
   for (int64_t e = meta.epoch; e < s.epochs; ++e) {
     std::vector<int64_t> order = permutation(train.size(), mix(c.seed, 1000 + e));
-    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps, c.opt.progress);
+    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps,
+                 c.opt.progress);
     double sum = meta.partial_sum;
     const int64_t first = meta.step;
     bar.tick(first);
@@ -243,13 +260,15 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
         meta.step = it;
         meta.partial_sum = sum;
         save_checkpoint(ckpt, params, opt, meta);
-        std::fprintf(stderr, "[%s] stopped by signal; checkpoint written to %s\n", tag.c_str(), ckpt.c_str());
+        std::fprintf(stderr, "[%s] stopped by signal; checkpoint written to %s\n", tag.c_str(),
+                     ckpt.c_str());
         throw RunStopped();
       }
       std::vector<int64_t> idx(order.begin() + it * B, order.begin() + (it + 1) * B);
       uint64_t step_seed = mix(mix(c.seed, 2000 + e), uint64_t(it));
       at::Tensor x5 = make_batch(c, train, idx, step_seed, nullptr);
-      double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr, s.warmup_epochs, double(s.epochs));
+      double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr,
+                                   s.warmup_epochs, double(s.epochs));
       opt.zero_grad();
       at::Tensor loss;
       if (m.name == "hacm") {
@@ -257,7 +276,9 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
         at::Tensor Us = uniform_tensor({2 * B, Lg}, mix(step_seed, 2), c.dev);
         loss = accel::hacm_forward(params, hc, x5, Ut, Us).loss;
       } else {
-        loss = accel::mamp_forward(params, mc, x5, uniform_tensor({2 * B, Lm}, mix(step_seed, 1), c.dev)).loss;
+        loss = accel::mamp_forward(params, mc, x5,
+                                   uniform_tensor({2 * B, Lm}, mix(step_seed, 1), c.dev))
+                   .loss;
       }
       loss.backward();
       double l = loss.item<double>();
@@ -274,19 +295,27 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
     {
       double el = std::chrono::duration<double>(Clock::now() - t0).count();
       double eta = el / double(epochs_here) * double(s.epochs - e - 1);
-      std::fprintf(stderr, "[%s] epoch %lld/%lld: loss %.5f  %.1f clips/s  eta %.0f s\n", tag.c_str(), (long long)e + 1,
-                   (long long)s.epochs, sum / double(steps), double(B * steps) * double(epochs_here) / el, eta);
+      std::fprintf(stderr, "[%s] epoch %lld/%lld: loss %.5f  %.1f clips/s  eta %.0f s\n",
+                   tag.c_str(), (long long)e + 1, (long long)s.epochs, sum / double(steps),
+                   double(B * steps) * double(epochs_here) / el, eta);
     }
     meta.epoch = e + 1;
     meta.step = 0;
     meta.partial_sum = 0;
     bool last = e + 1 == s.epochs;
-    if (last || (s.checkpoint_every > 0 && (e + 1) % s.checkpoint_every == 0)) save_checkpoint(ckpt, params, opt, meta);
+    if (last || (s.checkpoint_every > 0 && (e + 1) % s.checkpoint_every == 0))
+      save_checkpoint(ckpt, params, opt, meta);
   }
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  return json{{"kind", "pretrain"}, {"epochs", s.epochs}, {"batch_size", B}, {"steps_per_epoch", steps},
-              {"final_loss", meta.curves["loss"].empty() ? json(nullptr) : meta.curves["loss"].back()},
-              {"curves", meta.curves}, {"wall_s", secs}, {"checkpoint", ckpt}};
+  return json{
+      {"kind", "pretrain"},
+      {"epochs", s.epochs},
+      {"batch_size", B},
+      {"steps_per_epoch", steps},
+      {"final_loss", meta.curves["loss"].empty() ? json(nullptr) : meta.curves["loss"].back()},
+      {"curves", meta.curves},
+      {"wall_s", secs},
+      {"checkpoint", ckpt}};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -302,7 +331,9 @@ accel::EncoderConfig encoder_config(const MethodSpec& m) {
 
 // Encoder parameters: from the pretraining result, or a fresh random init (seeded).
 StateDict encoder_params(const Ctx& c, const StateDict* pretrained, uint64_t init_seed) {
-  StateDict src = pretrained ? *pretrained : to_params(init_pretrain_params(model_shape(c.p.method), init_seed), c.dev);
+  StateDict src = pretrained
+                      ? *pretrained
+                      : to_params(init_pretrain_params(model_shape(c.p.method), init_seed), c.dev);
   StateDict enc;
   for (const auto& [k, v] : src) {
     bool keep = k.rfind("joints_embed.", 0) == 0 || k == "pos_embed" || k == "temp_embed" ||
@@ -319,16 +350,16 @@ struct EvalResult {
 // After a training epoch of a downstream stage: record the mean loss and, every eval_every
 // epochs and at the last one, evaluate on the test set and record top-1 / top-5.
 template <class Eval>
-void end_epoch(const StageSpec& s, const std::string& tag, int64_t e, double mean_loss, Eval&& evaluate, json& curves,
-               std::vector<EvalResult>& evals) {
+void end_epoch(const StageSpec& s, const std::string& tag, int64_t e, double mean_loss,
+               Eval&& evaluate, json& curves, std::vector<EvalResult>& evals) {
   curves["loss"].push_back(mean_loss);
   if ((e + 1) % s.eval_every != 0 && e + 1 != s.epochs) return;
   EvalResult r = evaluate();
   evals.push_back(r);
   curves["top1"].push_back(r.top1);
   curves["top5"].push_back(r.top5);
-  std::fprintf(stderr, "[%s] epoch %lld: loss %.4f, test top-1 %.2f %%, top-5 %.2f %%\n", tag.c_str(), (long long)e + 1,
-               mean_loss, r.top1, r.top5);
+  std::fprintf(stderr, "[%s] epoch %lld: loss %.4f, test top-1 %.2f %%, top-5 %.2f %%\n",
+               tag.c_str(), (long long)e + 1, mean_loss, r.top1, r.top5);
 }
 
 json finish_eval(json curves, const std::vector<EvalResult>& evals, const char* kind, double secs,
@@ -340,7 +371,8 @@ json finish_eval(json curves, const std::vector<EvalResult>& evals, const char* 
     r["top1_final"] = evals.back().top1;
     r["top5_final"] = evals.back().top5;
     r["top1_max"] = mx;
-    r["top1_max_note"] = "best epoch on the test set (the authors' convention; no validation split)";
+    r["top1_max_note"] =
+        "best epoch on the test set (the authors' convention; no validation split)";
   }
   for (auto it = extra.begin(); it != extra.end(); ++it) r[it.key()] = it.value();
   return r;
@@ -352,21 +384,24 @@ json finish_eval(json curves, const std::vector<EvalResult>& evals, const char* 
 // running statistics), the optimiser state and the curves. `step(e, it, order)` trains one batch
 // and returns its loss.
 template <class StepFn, class EvalFn>
-void downstream_loop(Ctx& c, const StageSpec& s, const std::string& tag, StateDict& params, accel::Optimizer& opt,
-                     int64_t n_train, int64_t steps, uint64_t perm_salt, StepFn&& step, EvalFn&& evaluate,
-                     json& curves, std::vector<EvalResult>& evals) {
+void downstream_loop(Ctx& c, const StageSpec& s, const std::string& tag, StateDict& params,
+                     accel::Optimizer& opt, int64_t n_train, int64_t steps, uint64_t perm_salt,
+                     StepFn&& step, EvalFn&& evaluate, json& curves,
+                     std::vector<EvalResult>& evals) {
   const std::string ckpt = c.seed_dir + "/" + tag + ".ckpt.npz";
   CkptMeta meta;
   meta.curves = curves;
   if (load_checkpoint(ckpt, params, opt, meta)) {
-    std::fprintf(stderr, "[%s] resuming from %s (%lld epochs + %lld steps done)\n", tag.c_str(), ckpt.c_str(),
-                 (long long)meta.epoch, (long long)meta.step);
+    std::fprintf(stderr, "[%s] resuming from %s (%lld epochs + %lld steps done)\n", tag.c_str(),
+                 ckpt.c_str(), (long long)meta.epoch, (long long)meta.step);
     curves = meta.curves;
-    for (size_t i = 0; i < curves["top1"].size(); ++i) evals.push_back({curves["top1"][i], curves["top5"][i]});
+    for (size_t i = 0; i < curves["top1"].size(); ++i)
+      evals.push_back({curves["top1"][i], curves["top5"][i]});
   }
   for (int64_t e = meta.epoch; e < s.epochs; ++e) {
     std::vector<int64_t> order = permutation(n_train, mix(c.seed, perm_salt + uint64_t(e)));
-    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps, c.opt.progress);
+    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps,
+                 c.opt.progress);
     double sum = meta.partial_sum;
     const int64_t first = meta.step;
     bar.tick(first);
@@ -375,7 +410,8 @@ void downstream_loop(Ctx& c, const StageSpec& s, const std::string& tag, StateDi
         bar.finish();
         meta.epoch = e, meta.step = it, meta.partial_sum = sum, meta.curves = curves;
         save_checkpoint(ckpt, params, opt, meta);
-        std::fprintf(stderr, "[%s] stopped by signal; checkpoint written to %s\n", tag.c_str(), ckpt.c_str());
+        std::fprintf(stderr, "[%s] stopped by signal; checkpoint written to %s\n", tag.c_str(),
+                     ckpt.c_str());
         throw RunStopped();
       }
       double l = step(e, it, order);
@@ -406,18 +442,22 @@ json run_linear(Ctx& c, const StageSpec& s, const std::string& tag, const StateD
   {
     at::Tensor w = at::empty({C, d}, at::kFloat);
     Rng rng(mix(c.seed, 88));
-    for (int64_t i = 0; i < w.numel(); ++i) w.data_ptr<float>()[i] = float(std::fmax(-2, std::fmin(2, rng.normal(0, 0.01))));
+    for (int64_t i = 0; i < w.numel(); ++i)
+      w.data_ptr<float>()[i] = float(std::fmax(-2, std::fmin(2, rng.normal(0, 0.01))));
     head["fc.weight"] = w.to(c.dev).set_requires_grad(true);
     head["fc.bias"] = at::zeros({C}, at::TensorOptions().device(c.dev)).set_requires_grad(true);
     head["bn.running_mean"] = at::zeros({d}, at::TensorOptions().device(c.dev));
     head["bn.running_var"] = at::ones({d}, at::TensorOptions().device(c.dev));
   }
-  accel::Sgd opt(head, {accel::ParamGroup{{"fc.weight", "fc.bias"}, s.weight_decay, 1.0}}, s.momentum);
+  accel::Sgd opt(head, {accel::ParamGroup{{"fc.weight", "fc.bias"}, s.weight_decay, 1.0}},
+                 s.momentum);
   const int64_t B = std::min<int64_t>(s.batch_size, train.size());
   const int64_t steps = train.size() / B;
-  auto features = [&](const Feeder& f, const std::vector<int64_t>& idx, uint64_t seed, at::Tensor* labels) {
+  auto features = [&](const Feeder& f, const std::vector<int64_t>& idx, uint64_t seed,
+                      at::Tensor* labels) {
     at::NoGradGuard no_grad;
-    return accel::linprobe_features_forward(accel::downstream_encoder_forward(enc, ec, make_batch(c, f, idx, seed, labels)));
+    return accel::linprobe_features_forward(
+        accel::downstream_encoder_forward(enc, ec, make_batch(c, f, idx, seed, labels)));
   };
   // Test features are deterministic (centre crop): computed once.
   std::vector<at::Tensor> test_feat, test_lab;
@@ -450,11 +490,14 @@ json run_linear(Ctx& c, const StageSpec& s, const std::string& tag, const StateD
     std::vector<int64_t> idx(order.begin() + it * B, order.begin() + (it + 1) * B);
     at::Tensor lab;
     at::Tensor feat = features(train, idx, mix(mix(c.seed, 4000 + e), uint64_t(it)), &lab);
-    double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr, s.warmup_epochs, double(s.epochs));
+    double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr,
+                                 s.warmup_epochs, double(s.epochs));
     opt.zero_grad();
     // BN in train mode: batch statistics, running stats updated with momentum 0.1.
-    at::Tensor h = at::batch_norm(feat, {}, {}, head["bn.running_mean"], head["bn.running_var"], true, 0.1, 1e-6, false);
-    at::Tensor loss = accel::cross_entropy_forward(at::linear(h, head["fc.weight"], head["fc.bias"]), lab, 0.0);
+    at::Tensor h = at::batch_norm(feat, {}, {}, head["bn.running_mean"], head["bn.running_var"],
+                                  true, 0.1, 1e-6, false);
+    at::Tensor loss =
+        accel::cross_entropy_forward(at::linear(h, head["fc.weight"], head["fc.bias"]), lab, 0.0);
     loss.backward();
     double l = loss.item<double>();
     if (std::isfinite(l)) opt.step(lr);
@@ -463,7 +506,9 @@ json run_linear(Ctx& c, const StageSpec& s, const std::string& tag, const StateD
   downstream_loop(c, s, tag, head, opt, train.size(), steps, 3000, step, evaluate, curves, evals);
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   return finish_eval(curves, evals, "linear", secs,
-                     {{"encoder", pretrained ? "pretrained" : "random init"}, {"batch_size", B}, {"epochs", s.epochs}});
+                     {{"encoder", pretrained ? "pretrained" : "random init"},
+                      {"batch_size", B},
+                      {"epochs", s.epochs}});
 }
 
 json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const StateDict* pretrained) {
@@ -483,10 +528,12 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
     extra["subset_size"] = n;
     extra["subset_ids"] = pool;
   }
-  StateDict params = encoder_params(c, s.from == "pretrain" ? pretrained : nullptr, mix(c.seed, 99));
+  StateDict params =
+      encoder_params(c, s.from == "pretrain" ? pretrained : nullptr, mix(c.seed, 99));
   for (auto& [k, v] : params) v.set_requires_grad(true);
   accel::EncoderConfig ec = encoder_config(m);
-  const int64_t C = train.num_classes(), V = ec.idx_kept.empty() ? kNtuJoints : int64_t(ec.idx_kept.size());
+  const int64_t C = train.num_classes(),
+                V = ec.idx_kept.empty() ? kNtuJoints : int64_t(ec.idx_kept.size());
   const int64_t in = V * m.dim, hidden = 2048;
   {
     Rng rng(mix(c.seed, 111));
@@ -506,7 +553,9 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
     params["head.fc2.weight"] = xavier(C, hidden);
     params["head.fc2.bias"] = at::zeros({C}, opts).set_requires_grad(true);
   }
-  accel::AdamW opt(params, accel::layer_decay_groups(params, s.weight_decay, s.layer_decay, m.depth), s.beta1, s.beta2);
+  accel::AdamW opt(params,
+                   accel::layer_decay_groups(params, s.weight_decay, s.layer_decay, m.depth),
+                   s.beta1, s.beta2);
   const int64_t N = int64_t(pool.size()), B = std::min<int64_t>(s.batch_size, N);
   const int64_t steps = std::max<int64_t>(1, N / B);
   auto evaluate = [&]() {
@@ -518,12 +567,14 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
       std::vector<int64_t> idx;
       for (int64_t j = i; j < std::min(test.size(), i + B); ++j) idx.push_back(j);
       at::Tensor lab;
-      at::Tensor tok = accel::downstream_encoder_forward(params, eval_cfg, make_batch(c, test, idx, 0, &lab));
+      at::Tensor tok =
+          accel::downstream_encoder_forward(params, eval_cfg, make_batch(c, test, idx, 0, &lab));
       at::Tensor logits = accel::finetune_head_forward(tok, params, "head.", false, 0.0);
       c1 += accel::topk_correct(logits, lab, 1);
       c5 += accel::topk_correct(logits, lab, 5);
     }
-    return EvalResult{100.0 * double(c1) / double(test.size()), 100.0 * double(c5) / double(test.size())};
+    return EvalResult{100.0 * double(c1) / double(test.size()),
+                      100.0 * double(c5) / double(test.size())};
   };
   json curves = {{"loss", json::array()}, {"top1", json::array()}, {"top5", json::array()}};
   std::vector<EvalResult> evals;
@@ -532,14 +583,16 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
   auto t0 = Clock::now();
   auto step = [&](int64_t e, int64_t it, const std::vector<int64_t>& order) {
     std::vector<int64_t> idx;
-    for (int64_t j = it * B; j < std::min(N, (it + 1) * B); ++j) idx.push_back(pool[size_t(order[size_t(j)])]);
+    for (int64_t j = it * B; j < std::min(N, (it + 1) * B); ++j)
+      idx.push_back(pool[size_t(order[size_t(j)])]);
     uint64_t step_seed = mix(mix(c.seed, 7000 + e), uint64_t(it));
     // Dropout / drop-path masks come from torch's generator, reseeded from ours every step so a
     // resumed run draws the same masks.
     at::manual_seed(int64_t(mix(step_seed, 3) >> 1));
     at::Tensor lab;
     at::Tensor x5 = make_batch(c, train, idx, step_seed, &lab);
-    double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr, s.warmup_epochs, double(s.epochs));
+    double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr,
+                                 s.warmup_epochs, double(s.epochs));
     opt.zero_grad();
     at::Tensor tok = accel::downstream_encoder_forward(params, train_cfg, x5);
     at::Tensor logits = accel::finetune_head_forward(tok, params, "head.", true, s.dropout);
@@ -559,7 +612,8 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
 }
 
 std::string git_commit() {
-  std::string cmd = std::string("git -C '") + HACM_SOURCE_DIR + "' rev-parse --short HEAD 2>/dev/null";
+  std::string cmd =
+      std::string("git -C '") + HACM_SOURCE_DIR + "' rev-parse --short HEAD 2>/dev/null";
   std::string out;
   if (FILE* f = ::popen(cmd.c_str(), "r")) {
     char buf[128];
@@ -567,7 +621,8 @@ std::string git_commit() {
     ::pclose(f);
   }
   while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out.empty() ? std::string(HACM_GIT_COMMIT) : out;  // configure-time commit for copied trees
+  return out.empty() ? std::string(HACM_GIT_COMMIT)
+                     : out;  // configure-time commit for copied trees
 }
 
 void write_json_atomic(const std::string& path, const json& j) {
@@ -591,8 +646,11 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
   const bool reference = p.backend == "reference";
   if (reference) check_reference_protocol(p);
   Ctx c{p, opt};
-  if (p.device == "cuda" && !at::hasCUDA()) throw InputError(p.path + ": device: \"cuda\" requested but no GPU is present");
-  c.dev = !reference && (p.device == "cuda" || (p.device == "auto" && at::hasCUDA())) ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+  if (p.device == "cuda" && !at::hasCUDA())
+    throw InputError(p.path + ": device: \"cuda\" requested but no GPU is present");
+  c.dev = !reference && (p.device == "cuda" || (p.device == "auto" && at::hasCUDA()))
+              ? at::Device(at::kCUDA)
+              : at::Device(at::kCPU);
   c.threads = p.threads > 0 ? p.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   if (c.dev.is_cpu()) at::set_num_threads(c.threads);
   if (c.dev.is_cuda()) {
@@ -602,10 +660,17 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
   fs::create_directories(opt.work_dir);
   install_signal_handlers();
 
-  json result = {{"protocol", p.name}, {"protocol_file", p.path}, {"protocol_sha256", p.sha256},
-                 {"protocol_json", p.raw}, {"git_commit", git_commit()}, {"backend", p.backend},
-                 {"device", c.dev.is_cuda() ? "cuda" : "cpu"}, {"threads", c.threads},
-                 {"versions", {{"torch", TORCH_VERSION}}}, {"seeds", p.seeds}, {"runs", json::array()}};
+  json result = {{"protocol", p.name},
+                 {"protocol_file", p.path},
+                 {"protocol_sha256", p.sha256},
+                 {"protocol_json", p.raw},
+                 {"git_commit", git_commit()},
+                 {"backend", p.backend},
+                 {"device", c.dev.is_cuda() ? "cuda" : "cpu"},
+                 {"threads", c.threads},
+                 {"versions", {{"torch", TORCH_VERSION}}},
+                 {"seeds", p.seeds},
+                 {"runs", json::array()}};
   auto t_all = Clock::now();
   for (uint64_t seed : p.seeds) {
     c.seed = seed;
@@ -615,8 +680,13 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
     StateDict pretrained;
     bool have_pretrained = false;
     // --- reference backend: its context and the parameters passed between its stages.
-    ReferenceContext rc{&p, seed, c.seed_dir, c.threads, opt.progress,
-                        [&c](const DatasetSpec& d) { return dataset_file(c, d); }, stop_requested};
+    ReferenceContext rc{&p,
+                        seed,
+                        c.seed_dir,
+                        c.threads,
+                        opt.progress,
+                        [&c](const DatasetSpec& d) { return dataset_file(c, d); },
+                        stop_requested};
     ReferenceParams ref_pretrained;
     for (size_t i = 0; i < p.stages.size(); ++i) {
       const StageSpec& s = p.stages[i];
@@ -658,7 +728,12 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
       mean /= double(v.size());
       for (double x : v) var += (x - mean) * (x - mean);
       double sd = v.size() > 1 ? std::sqrt(var / double(v.size() - 1)) : 0.0;
-      summary.push_back({{"stage", i}, {"kind", p.stages[i].kind}, {"metric", key}, {"mean", mean}, {"std", sd}, {"n", v.size()}});
+      summary.push_back({{"stage", i},
+                         {"kind", p.stages[i].kind},
+                         {"metric", key},
+                         {"mean", mean},
+                         {"std", sd},
+                         {"n", v.size()}});
     }
   }
   result["summary"] = summary;

@@ -3,10 +3,9 @@
 // backend (LibTorch, CUDA or CPU) or, for pretraining and the linear probe, on the reference
 // backend (repro/reference_trainer.h, CPU, float).
 #pragma once
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "core/protocol.h"
 

@@ -24,9 +24,10 @@ static std::string f2(double v) {
 
 std::string render_run_summary(const json& r) {
   std::ostringstream os;
-  os << "\n## " << r.value("protocol", "?") << " (" << r.value("backend", "?") << ", " << r.value("device", "?")
-     << ", commit " << r.value("git_commit", "?") << ")\n\n";
-  os << "| seed | stage | kind | top-1 final | top-1 max (test-set best epoch) | top-5 final | wall |\n";
+  os << "\n## " << r.value("protocol", "?") << " (" << r.value("backend", "?") << ", "
+     << r.value("device", "?") << ", commit " << r.value("git_commit", "?") << ")\n\n";
+  os << "| seed | stage | kind | top-1 final | top-1 max (test-set best epoch) | top-5 final | "
+        "wall |\n";
   os << "|---|---|---|---|---|---|---|\n";
   for (const auto& run : r["runs"]) {
     size_t i = 0;
@@ -34,9 +35,12 @@ std::string render_run_summary(const json& r) {
       auto row = [&](const json& st, const std::string& kind) {
         os << "| " << run["seed"].get<uint64_t>() << " | " << i << " | " << kind << " | ";
         if (st.contains("top1_final"))
-          os << f2(st["top1_final"]) << " % | " << f2(st["top1_max"]) << " % | " << f2(st["top5_final"]) << " % | ";
+          os << f2(st["top1_final"]) << " % | " << f2(st["top1_max"]) << " % | "
+             << f2(st["top5_final"]) << " % | ";
         else
-          os << "loss " << (st.contains("final_loss") && !st["final_loss"].is_null() ? f2(st["final_loss"]) : "-")
+          os << "loss "
+             << (st.contains("final_loss") && !st["final_loss"].is_null() ? f2(st["final_loss"])
+                                                                          : "-")
              << " | | | ";
         os << f2(st.value("wall_s", 0.0)) << " s |\n";
       };
@@ -55,7 +59,8 @@ std::string column_key(const json& pj, size_t i) {
   std::string split = ds.value("split", "");
   std::string path = ds.value("path", "");
   for (const char* s : {"XSub", "XView", "XSet"})
-    if (path.find(s) != std::string::npos) split = s == std::string("XSub") ? "xsub" : s == std::string("XView") ? "xview" : "xset";
+    if (path.find(s) != std::string::npos)
+      split = s == std::string("XSub") ? "xsub" : s == std::string("XView") ? "xview" : "xset";
   if (split.empty()) split = "xsub";
   std::string kind = st.value("kind", "?");
   if (kind == "semi") {
@@ -81,7 +86,8 @@ void add_table_command_impl(CLI::App& app) {
     std::string published;
   };
   auto o = std::make_shared<Opts>();
-  CLI::App* sub = app.add_subcommand("table", "Render Markdown and CSV tables of the results beside the published numbers");
+  CLI::App* sub = app.add_subcommand(
+      "table", "Render Markdown and CSV tables of the results beside the published numbers");
   sub->add_option("dir", o->dir, "results directory (default results/)");
   sub->add_option("--published", o->published, "published numbers (default <dir>/published.json)");
   sub->callback([o]() {
@@ -118,8 +124,12 @@ void add_table_command_impl(CLI::App& app) {
       if (!r.contains("runs") || !r.contains("protocol_json")) continue;
       const json& pj = r["protocol_json"];
       std::string method = pj.contains("method") ? pj["method"].value("name", "hacm") : "hacm";
-      std::string label = (method == "hacm" ? "HA-CM " + (pj.contains("method") ? pj["method"].value("variant", "released") : "released")
-                                            : "MAMP") + " (ours, " + r.value("device", "?") + ")";
+      std::string label =
+          (method == "hacm"
+               ? "HA-CM " + (pj.contains("method") ? pj["method"].value("variant", "released")
+                                                   : "released")
+               : "MAMP") +
+          " (ours, " + r.value("device", "?") + ")";
       for (size_t i = 0; i < r["runs"][0]["stages"].size(); ++i) {
         std::vector<double> fin, mx;
         for (const auto& run : r["runs"]) {
@@ -132,18 +142,22 @@ void add_table_command_impl(CLI::App& app) {
         mf /= double(fin.size()), mm /= double(mx.size());
         std::string col = column_key(pj, i);
         columns.insert(col);
-        rows[label][col] = Cell{f2(mf) + " (max " + f2(mm) + ")" + (fin.size() > 1 ? " n=" + std::to_string(fin.size()) : ""),
+        rows[label][col] = Cell{f2(mf) + " (max " + f2(mm) + ")" +
+                                    (fin.size() > 1 ? " n=" + std::to_string(fin.size()) : ""),
                                 r.value("protocol_file", "")};
         const json& s0 = r["runs"][0]["stages"][i];
         if (s0.contains("linear_random")) {
           columns.insert(col);
-          rows["random-init encoder (ours)"][col] = Cell{f2(s0["linear_random"]["top1_final"]), r.value("protocol_file", "")};
+          rows["random-init encoder (ours)"][col] =
+              Cell{f2(s0["linear_random"]["top1_final"]), r.value("protocol_file", "")};
         }
       }
     }
     std::ostringstream md, csv;
-    md << "Top-1 % (final epoch; max over epochs on the test set in parentheses, the authors' convention). "
-          "Published cells carry provenance tags [V]/[S]/[R] (datasets-and-protocols.md).\n\n| method |";
+    md << "Top-1 % (final epoch; max over epochs on the test set in parentheses, the authors' "
+          "convention). "
+          "Published cells carry provenance tags [V]/[S]/[R] (datasets-and-protocols.md).\n\n| "
+          "method |";
     csv << "method";
     for (const auto& c : columns) md << " " << c << " |", csv << "," << c;
     md << "\n|---|";
@@ -159,7 +173,10 @@ void add_table_command_impl(CLI::App& app) {
           md << " – |";
           csv << ",";
         } else {
-          md << " " << (it->second.link.empty() ? it->second.text : "[" + it->second.text + "](" + it->second.link + ")") << " |";
+          md << " "
+             << (it->second.link.empty() ? it->second.text
+                                         : "[" + it->second.text + "](" + it->second.link + ")")
+             << " |";
           csv << ",\"" << it->second.text << "\"";
         }
       }
@@ -180,6 +197,8 @@ void add_table_command_impl(CLI::App& app) {
 
 }  // namespace
 
-void add_table_command(CLI::App& app) { add_table_command_impl(app); }
+void add_table_command(CLI::App& app) {
+  add_table_command_impl(app);
+}
 
 }  // namespace hacm::repro

@@ -2,9 +2,8 @@
 // renders every result JSON beside the published numbers of results/published.json as
 // Markdown and CSV (each of our cells links to its protocol file).
 #pragma once
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 namespace hacm::repro {
 

@@ -13,11 +13,14 @@ namespace hacm::test {
 
 // Devices to run on: always CPU; CUDA when a GPU is present (else the CUDA case is skipped with
 // a printed reason by the test that asks for it).
-inline bool cuda_present() { return at::hasCUDA(); }
+inline bool cuda_present() {
+  return at::hasCUDA();
+}
 
-#define REQUIRE_CUDA()                                                              \
-  do {                                                                              \
-    if (!::hacm::test::cuda_present()) GTEST_SKIP() << "no CUDA device present: CUDA case skipped"; \
+#define REQUIRE_CUDA()                                             \
+  do {                                                             \
+    if (!::hacm::test::cuda_present())                             \
+      GTEST_SKIP() << "no CUDA device present: CUDA case skipped"; \
   } while (0)
 
 inline std::vector<double> to_vec(const at::Tensor& t) {

@@ -70,7 +70,8 @@ CompareResult compare_impl(const std::string& name, const A* got, const B* ref, 
      << " max_rel=" << r.max_rel << " (atol=" << atol << " rtol=" << rtol << ")";
   if (r.worst >= 0) {
     os.precision(12);
-    os << " worst " << index_str(r.worst, shape) << " got=" << r.worst_got << " ref=" << r.worst_ref;
+    os << " worst " << index_str(r.worst, shape) << " got=" << r.worst_got
+       << " ref=" << r.worst_ref;
     os.precision(3);
     if (std::isfinite(worst_excess)) os << " (err/bound " << worst_excess << ")";
   }
@@ -128,29 +129,28 @@ CompareResult compare_normwise(const std::string& name, const std::vector<A>& go
   return r;
 }
 
-
 }  // namespace hacm::test
 
 // EXPECT_CLOSE(name, got_vec, ref_vec, atol, rtol[, shape]) — prints the report either way.
-#define EXPECT_CLOSE(name, got, ref, atol, rtol, ...)                                  \
-  do {                                                                                  \
-    auto _r = ::hacm::test::compare(name, got, ref, atol, rtol, ##__VA_ARGS__);         \
-    std::printf("  %s\n", _r.report.c_str());                                           \
-    EXPECT_TRUE(_r.ok) << _r.report;                                                    \
+#define EXPECT_CLOSE(name, got, ref, atol, rtol, ...)                           \
+  do {                                                                          \
+    auto _r = ::hacm::test::compare(name, got, ref, atol, rtol, ##__VA_ARGS__); \
+    std::printf("  %s\n", _r.report.c_str());                                   \
+    EXPECT_TRUE(_r.ok) << _r.report;                                            \
   } while (0)
 
 // EXPECT_CLOSE_NORMWISE(name, got_vec, ref_vec, tol[, shape]): max|got-ref| <= tol*max|ref|.
-#define EXPECT_CLOSE_NORMWISE(name, got, ref, tol, ...)                                \
-  do {                                                                                  \
-    auto _r = ::hacm::test::compare_normwise(name, got, ref, tol, ##__VA_ARGS__);       \
-    std::printf("  %s\n", _r.report.c_str());                                           \
-    EXPECT_TRUE(_r.ok) << _r.report;                                                    \
+#define EXPECT_CLOSE_NORMWISE(name, got, ref, tol, ...)                           \
+  do {                                                                            \
+    auto _r = ::hacm::test::compare_normwise(name, got, ref, tol, ##__VA_ARGS__); \
+    std::printf("  %s\n", _r.report.c_str());                                     \
+    EXPECT_TRUE(_r.ok) << _r.report;                                              \
   } while (0)
 
 // EXPECT_CLOSE_EACH(name, got_vec, ref_vec, atol_vec, rtol[, shape]): per-element atol.
-#define EXPECT_CLOSE_EACH(name, got, ref, atol_each, rtol, ...)                        \
-  do {                                                                                  \
+#define EXPECT_CLOSE_EACH(name, got, ref, atol_each, rtol, ...)                           \
+  do {                                                                                    \
     auto _r = ::hacm::test::compare_each(name, got, ref, atol_each, rtol, ##__VA_ARGS__); \
-    std::printf("  %s\n", _r.report.c_str());                                           \
-    EXPECT_TRUE(_r.ok) << _r.report;                                                    \
+    std::printf("  %s\n", _r.report.c_str());                                             \
+    EXPECT_TRUE(_r.ok) << _r.report;                                                      \
   } while (0)

@@ -47,7 +47,8 @@ TEST(DifferentialHyperbolic, ExpmapWithProjectionForwardBackward) {
 
 TEST(DifferentialHyperbolic, LogmapForwardBackward) {
   for (at::Device dev : test_devices()) {
-    ref::Tensor<double> x = ball_inputs(32, 64, 303, 3.0);  // |ewp| <= tanh(3): away from the boundary
+    ref::Tensor<double> x =
+        ball_inputs(32, 64, 303, 3.0);  // |ewp| <= tanh(3): away from the boundary
     ref::Tensor<double> y = ref::expmap_with_projection_forward(x);
     ref::Tensor<double> gout = ref_randn({32, 64}, 404);
     ref::Tensor<double> l_ref = ref::logmap_forward(y);
@@ -56,8 +57,10 @@ TEST(DifferentialHyperbolic, LogmapForwardBackward) {
     at::Tensor la = accel::logmap_forward(ya);
     la.backward(to_at(gout, at::kFloat, dev));
     // atanh near |y| -> 1 amplifies float32 rounding of |y| by 1/(1-|y|^2) <= ~100 here.
-    EXPECT_CLOSE_NORMWISE(std::string("logmap forward ") + dev_name(dev), to_vec(la), ref_vec(l_ref), 1e-4);
-    EXPECT_CLOSE_NORMWISE(std::string("logmap backward ") + dev_name(dev), to_vec(ya.grad()), ref_vec(g_ref), 1e-3);
+    EXPECT_CLOSE_NORMWISE(std::string("logmap forward ") + dev_name(dev), to_vec(la),
+                          ref_vec(l_ref), 1e-4);
+    EXPECT_CLOSE_NORMWISE(std::string("logmap backward ") + dev_name(dev), to_vec(ya.grad()),
+                          ref_vec(g_ref), 1e-3);
   }
 }
 

@@ -37,7 +37,8 @@ Tensor<double> uniforms(const std::vector<int64_t>& shape, uint64_t seed) {
 }
 
 // float32 state dict with gradients enabled, from the reference's (float-exact) double weights.
-accel::StateDict state_dict(const std::vector<std::pair<std::string, Tensor<double>*>>& named, at::Device dev) {
+accel::StateDict state_dict(const std::vector<std::pair<std::string, Tensor<double>*>>& named,
+                            at::Device dev) {
   accel::StateDict sd;
   for (const auto& [n, t] : named) sd[n] = to_at(*t, at::kFloat, dev).requires_grad_(true);
   return sd;
@@ -53,7 +54,8 @@ void compare_grads(const std::string& tag,
                    const accel::StateDict& sd) {
   for (const auto& [n, g] : ref_grads) {
     const at::Tensor& p = sd.at(n);
-    std::vector<double> got = p.grad().defined() ? to_vec(p.grad()) : std::vector<double>(g->data.size(), 0.0);
+    std::vector<double> got =
+        p.grad().defined() ? to_vec(p.grad()) : std::vector<double>(g->data.size(), 0.0);
     double mx = 0;
     for (double v : g->data) mx = std::max(mx, std::fabs(v));
     if (mx == 0) {
@@ -75,7 +77,8 @@ void hacm_case(const std::string& variant) {
   ref::HacmConfig rc;
   rc.heads = 4;
   rc.variant = variant;
-  auto w = ref::HacmWeights<double>::load(ref::checkpoint_from_arrays<double>(init_pretrain_params(s, 41)), rc);
+  auto w = ref::HacmWeights<double>::load(
+      ref::checkpoint_from_arrays<double>(init_pretrain_params(s, 41)), rc);
   Tensor<double> x5 = f32(ref_randn({2, 3, 12, 25, 2}, 42, 0.3));
   Tensor<double> ut = uniforms({4, 36}, 43), us = uniforms({4, 36}, 44);
   auto f = ref::hacm_forward(x5, ut, us, w, rc);
@@ -92,7 +95,8 @@ void hacm_case(const std::string& variant) {
     accel::StateDict sd = state_dict(w.named(), dev);
     at::Tensor xa = to_at(x5, at::kFloat, dev).requires_grad_(true);
     accel::HacmInject inj{ids(f.sel_t.ids_shuffle, 4, dev), ids(f.sel_s.ids_shuffle, 4, dev)};
-    accel::HacmOutputs o = accel::hacm_forward(sd, ac, xa, to_at(ut, at::kFloat, dev), to_at(us, at::kFloat, dev), &inj);
+    accel::HacmOutputs o = accel::hacm_forward(sd, ac, xa, to_at(ut, at::kFloat, dev),
+                                               to_at(us, at::kFloat, dev), &inj);
     // Forward, float32 vs double: ~1e-6 relative accumulated rounding; bounds 1e-5 / 1e-4.
     EXPECT_CLOSE(tag + " loss", to_vec(o.loss), std::vector<double>{f.loss}, 0.0, 1e-5);
     EXPECT_CLOSE(tag + " loss_rec", to_vec(o.loss_rec), std::vector<double>{f.loss_rec}, 0.0, 1e-5);
@@ -110,8 +114,12 @@ void hacm_case(const std::string& variant) {
 
 }  // namespace
 
-TEST(DifferentialModel, ReleasedLossAndGradients) { hacm_case("released"); }
-TEST(DifferentialModel, CorrectedLossAndGradients) { hacm_case("corrected"); }
+TEST(DifferentialModel, ReleasedLossAndGradients) {
+  hacm_case("released");
+}
+TEST(DifferentialModel, CorrectedLossAndGradients) {
+  hacm_case("corrected");
+}
 
 TEST(DifferentialModel, MampLossAndGradients) {
   ModelShape s;
@@ -123,7 +131,8 @@ TEST(DifferentialModel, MampLossAndGradients) {
   s.hacm = false;
   ref::MampConfig rc;
   rc.heads = 4;
-  auto w = ref::MampWeights<double>::load(ref::checkpoint_from_arrays<double>(init_pretrain_params(s, 51)), rc);
+  auto w = ref::MampWeights<double>::load(
+      ref::checkpoint_from_arrays<double>(init_pretrain_params(s, 51)), rc);
   Tensor<double> x5 = f32(ref_randn({2, 3, 16, 25, 2}, 52, 0.3)), U = uniforms({4, 100}, 53);
   auto f = ref::mamp_forward(x5, U, w, rc);
   auto g = ref::mamp_backward(f, x5, w, rc);
@@ -136,11 +145,13 @@ TEST(DifferentialModel, MampLossAndGradients) {
     const std::string tag = std::string("mamp ") + dev_name(dev);
     accel::StateDict sd = state_dict(w.named(), dev);
     at::Tensor order = ids(f.sel.ids_shuffle, 4, dev);
-    accel::MampOutputs o = accel::mamp_forward(sd, ac, to_at(x5, at::kFloat, dev), to_at(U, at::kFloat, dev), &order);
+    accel::MampOutputs o =
+        accel::mamp_forward(sd, ac, to_at(x5, at::kFloat, dev), to_at(U, at::kFloat, dev), &order);
     // Motion scores: float32 differences of O(1) coordinates, ~1e-7 relative.
     EXPECT_CLOSE_NORMWISE(tag + " motion_raw", to_vec(o.motion_raw), f.motion_raw.data, 1e-5);
     EXPECT_CLOSE(tag + " mask", to_vec(o.mask), f.sel.mask.data, 0.0, 0.0);
-    EXPECT_CLOSE(tag + " loss", to_vec(o.loss), std::vector<double>{f.loss}, 0.0, 1e-5);  // as HA-CM
+    EXPECT_CLOSE(tag + " loss", to_vec(o.loss), std::vector<double>{f.loss}, 0.0,
+                 1e-5);  // as HA-CM
     EXPECT_CLOSE_NORMWISE(tag + " pred", to_vec(o.pred), f.pred.data, 1e-4);
     o.loss.backward();
     compare_grads(tag, g.w.named(), sd);
@@ -157,7 +168,8 @@ TEST(DifferentialModel, DownstreamLogits) {
   s.frames = 12;
   ref::EncoderConfig rc;
   rc.heads = 4;
-  auto w = ref::EncoderWeights<double>::load(ref::checkpoint_from_arrays<double>(init_pretrain_params(s, 61)), rc);
+  auto w = ref::EncoderWeights<double>::load(
+      ref::checkpoint_from_arrays<double>(init_pretrain_params(s, 61)), rc);
   Tensor<double> x5 = f32(ref_randn({3, 3, 12, 25, 2}, 62, 0.3));
   ref::LinprobeHead<double> lp;
   lp.norm.running_mean = f32(ref_randn({32}, 63, 0.1));
@@ -165,11 +177,13 @@ TEST(DifferentialModel, DownstreamLogits) {
   lp.fc = {f32(ref_randn({7, 32}, 64, 0.2)), f32(ref_randn({7}, 65, 0.1))};
   ref::FinetuneHead<double> ft;
   ft.fc1 = {f32(ref_randn({6, 18 * 32}, 66, 0.05)), f32(ref_randn({6}, 67, 0.1))};
-  ft.bn = {f32(ref_randn({6}, 68, 0.1)), f32(ref_randn({6}, 69, 0.1)), f32(ref_randn({6}, 70, 0.1)), Tensor<double>({6}, 0.75)};
+  ft.bn = {f32(ref_randn({6}, 68, 0.1)), f32(ref_randn({6}, 69, 0.1)), f32(ref_randn({6}, 70, 0.1)),
+           Tensor<double>({6}, 0.75)};
   ft.fc2 = {f32(ref_randn({7, 6}, 71, 0.3)), f32(ref_randn({7}, 72, 0.1))};
   auto tok = ref::encoder_forward(x5, w, rc);
   auto feat = ref::linprobe_features(tok);
-  auto lp_run = ref::linprobe_head_forward(feat, lp, false), lp_bat = ref::linprobe_head_forward(feat, lp, true);
+  auto lp_run = ref::linprobe_head_forward(feat, lp, false),
+       lp_bat = ref::linprobe_head_forward(feat, lp, true);
   auto ft_log = ref::finetune_head_forward(ref::finetune_features(tok), ft, false);
 
   accel::EncoderConfig ac;
@@ -181,7 +195,9 @@ TEST(DifferentialModel, DownstreamLogits) {
     if (dev.is_cuda()) strict_fp32();
     const std::string tag = std::string("downstream ") + dev_name(dev);
     accel::StateDict sd = state_dict(w.named(), dev);
-    auto put = [&](const std::string& n, const Tensor<double>& t) { sd[n] = to_at(t, at::kFloat, dev); };
+    auto put = [&](const std::string& n, const Tensor<double>& t) {
+      sd[n] = to_at(t, at::kFloat, dev);
+    };
     put("lp.fc.0.running_mean", lp.norm.running_mean);
     put("lp.fc.0.running_var", lp.norm.running_var);
     put("lp.fc.1.weight", lp.fc.w);
@@ -199,8 +215,16 @@ TEST(DifferentialModel, DownstreamLogits) {
     // Forward through 2 blocks in float32: ~1e-6 relative; bound 1e-5 normwise (logits 1e-4).
     EXPECT_CLOSE_NORMWISE(tag + " tokens", to_vec(t), tok.data, 1e-5);
     at::Tensor fa = accel::linprobe_features_forward(t);
-    EXPECT_CLOSE_NORMWISE(tag + " linprobe running", to_vec(accel::linprobe_head_forward(fa, sd, "lp.fc.1.", "lp.fc.0.", false)), lp_run.data, 1e-4);
-    EXPECT_CLOSE_NORMWISE(tag + " linprobe batch", to_vec(accel::linprobe_head_forward(fa, sd, "lp.fc.1.", "lp.fc.0.", true)), lp_bat.data, 1e-4);
-    EXPECT_CLOSE_NORMWISE(tag + " finetune", to_vec(accel::finetune_head_forward(t, sd, "ft.", false, 0.0)), ft_log.data, 1e-4);
+    EXPECT_CLOSE_NORMWISE(
+        tag + " linprobe running",
+        to_vec(accel::linprobe_head_forward(fa, sd, "lp.fc.1.", "lp.fc.0.", false)), lp_run.data,
+        1e-4);
+    EXPECT_CLOSE_NORMWISE(
+        tag + " linprobe batch",
+        to_vec(accel::linprobe_head_forward(fa, sd, "lp.fc.1.", "lp.fc.0.", true)), lp_bat.data,
+        1e-4);
+    EXPECT_CLOSE_NORMWISE(tag + " finetune",
+                          to_vec(accel::finetune_head_forward(t, sd, "ft.", false, 0.0)),
+                          ft_log.data, 1e-4);
   }
 }

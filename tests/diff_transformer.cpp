@@ -19,11 +19,13 @@ TEST(DifferentialTransformer, BlockForwardBackward) {
   s.frames = 12;
   ref::HacmConfig rc;
   rc.heads = 4;
-  auto w = ref::HacmWeights<double>::load(ref::checkpoint_from_arrays<double>(init_pretrain_params(s, 81)), rc);
+  auto w = ref::HacmWeights<double>::load(
+      ref::checkpoint_from_arrays<double>(init_pretrain_params(s, 81)), rc);
   ref::BlockParams<double>& p = w.blocks[0];
   // Off the 0 / 1 init, float-exact.
   Rng rng(82);
-  for (Tensor<double>* t : {&p.norm1.w, &p.norm1.b, &p.qkv.b, &p.proj.b, &p.norm2.w, &p.norm2.b, &p.fc1.b, &p.fc2.b})
+  for (Tensor<double>* t :
+       {&p.norm1.w, &p.norm1.b, &p.qkv.b, &p.proj.b, &p.norm2.w, &p.norm2.b, &p.fc1.b, &p.fc2.b})
     for (auto& v : t->data) v = double(float(v + 0.05 * rng.normal()));
   Tensor<double> x = ref_randn({2, 20, 64}, 83), gout = ref_randn({2, 20, 64}, 84);
   for (auto& v : x.data) v = double(float(v));
@@ -46,6 +48,7 @@ TEST(DifferentialTransformer, BlockForwardBackward) {
     // 1e-4 (backward: products of two rounded factors, sums over 40 tokens).
     EXPECT_CLOSE_NORMWISE(tag + " block out", to_vec(ya), y.data, 1e-5);
     EXPECT_CLOSE_NORMWISE(tag + " block gin", to_vec(xa.grad()), gx.data, 1e-4);
-    for (const auto& [n, t] : gw) EXPECT_CLOSE_NORMWISE(tag + " grad " + n, to_vec(sd.at(n).grad()), t.data, 1e-4);
+    for (const auto& [n, t] : gw)
+      EXPECT_CLOSE_NORMWISE(tag + " grad " + n, to_vec(sd.at(n).grad()), t.data, 1e-4);
   }
 }

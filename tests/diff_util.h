@@ -12,7 +12,8 @@
 namespace hacm::test {
 
 // Seeded normal tensor for the reference (double).
-inline ref::Tensor<double> ref_randn(const std::vector<int64_t>& shape, uint64_t seed, double std = 1.0) {
+inline ref::Tensor<double> ref_randn(const std::vector<int64_t>& shape, uint64_t seed,
+                                     double std = 1.0) {
   ref::Tensor<double> t(shape);
   Rng rng(seed);
   for (int64_t i = 0; i < t.numel(); ++i) t[i] = rng.normal(0.0, std);
@@ -24,7 +25,9 @@ inline at::Tensor to_at(const ref::Tensor<double>& t, c10::ScalarType dtype, at:
   std::copy(t.data.begin(), t.data.end(), a.data_ptr<double>());
   return a.to(dtype).to(dev);
 }
-inline std::vector<double> ref_vec(const ref::Tensor<double>& t) { return t.data; }
+inline std::vector<double> ref_vec(const ref::Tensor<double>& t) {
+  return t.data;
+}
 
 // Devices a differential test runs on: CPU always, CUDA when present.
 inline std::vector<at::Device> test_devices() {
@@ -32,6 +35,8 @@ inline std::vector<at::Device> test_devices() {
   if (cuda_present()) d.emplace_back(at::kCUDA);
   return d;
 }
-inline const char* dev_name(const at::Device& d) { return d.is_cuda() ? "cuda" : "cpu"; }
+inline const char* dev_name(const at::Device& d) {
+  return d.is_cuda() ? "cuda" : "cpu";
+}
 
 }  // namespace hacm::test

@@ -24,20 +24,26 @@ inline std::string golden_dir() {
 inline std::string real_data_dir() {
   return env_or("HACM_REAL_DATA_DIR", std::string(HACM_SOURCE_DIR) + "/../shared/data/real");
 }
-inline std::string golden(const std::string& name) { return golden_dir() + "/" + name; }
-inline std::string real(const std::string& name) { return real_data_dir() + "/" + name; }
+inline std::string golden(const std::string& name) {
+  return golden_dir() + "/" + name;
+}
+inline std::string real(const std::string& name) {
+  return real_data_dir() + "/" + name;
+}
 inline bool file_exists(const std::string& p) {
   struct stat st;
   return ::stat(p.c_str(), &st) == 0;
 }
 // Runs f and expects an InputError whose message contains every fragment (file, line, key...).
-inline void expect_input_error(const std::function<void()>& f, std::initializer_list<std::string> frags) {
+inline void expect_input_error(const std::function<void()>& f,
+                               std::initializer_list<std::string> frags) {
   try {
     f();
     ADD_FAILURE() << "no InputError thrown";
   } catch (const InputError& e) {
     std::string msg = e.what();
-    for (const auto& fr : frags) EXPECT_NE(msg.find(fr), std::string::npos) << msg << " lacks '" << fr << "'";
+    for (const auto& fr : frags)
+      EXPECT_NE(msg.find(fr), std::string::npos) << msg << " lacks '" << fr << "'";
   }
 }
 
@@ -52,7 +58,7 @@ std::string scratch_dir(const std::string& tag);
 }  // namespace hacm::test
 
 // Skip (with the reason printed) when a fixture is missing, instead of passing silently.
-#define REQUIRE_FIXTURE(path)                                                   \
-  do {                                                                          \
+#define REQUIRE_FIXTURE(path)                                                            \
+  do {                                                                                   \
     if (!::hacm::test::file_exists(path)) GTEST_SKIP() << "fixture missing: " << (path); \
   } while (0)

@@ -36,13 +36,17 @@ TEST(AcceleratedDownstreamGolden, CpuDoubleLinprobeAndFinetuneLogits) {
   // main_linprobe's `fc.1` inside its BatchNorm wrapper).
   at::Tensor plain = accel::linprobe_head_forward(feat, sd, "linprobe.head.fc.1.", "", false);
   EXPECT_CLOSE_NORMWISE("logits_linprobe", to_vec(plain), g.get("logits_linprobe").to_f64(), 1e-10);
-  at::Tensor bn = accel::linprobe_head_forward(feat, sd, "linprobe.head.fc.1.", "linprobe.head.fc.0.", false);
-  EXPECT_CLOSE_NORMWISE("logits_linprobe_bn", to_vec(bn), g.get("logits_linprobe_bn").to_f64(), 1e-10);
-  at::Tensor bnb = accel::linprobe_head_forward(feat, sd, "linprobe.head.fc.1.", "linprobe.head.fc.0.", true);
+  at::Tensor bn =
+      accel::linprobe_head_forward(feat, sd, "linprobe.head.fc.1.", "linprobe.head.fc.0.", false);
+  EXPECT_CLOSE_NORMWISE("logits_linprobe_bn", to_vec(bn), g.get("logits_linprobe_bn").to_f64(),
+                        1e-10);
+  at::Tensor bnb =
+      accel::linprobe_head_forward(feat, sd, "linprobe.head.fc.1.", "linprobe.head.fc.0.", true);
   EXPECT_CLOSE_NORMWISE("logits_linprobe_bn_batchstats", to_vec(bnb),
                         g.get("logits_linprobe_bn_batchstats").to_f64(), 1e-10);
   at::Tensor ffeat, fc1;
-  at::Tensor ft = accel::finetune_head_forward(tokens, sd, "finetune.head.", false, 0.0, &ffeat, &fc1);
+  at::Tensor ft =
+      accel::finetune_head_forward(tokens, sd, "finetune.head.", false, 0.0, &ffeat, &fc1);
   EXPECT_CLOSE_NORMWISE("feat_finetune", to_vec(ffeat), g.get("feat_finetune").to_f64(), 1e-10);
   EXPECT_CLOSE_NORMWISE("finetune_fc1", to_vec(fc1), g.get("finetune_fc1").to_f64(), 1e-10);
   EXPECT_CLOSE_NORMWISE("logits_finetune", to_vec(ft), g.get("logits_finetune").to_f64(), 1e-10);
@@ -77,7 +81,9 @@ void run_mamp(at::Device dev) {
 }
 }  // namespace
 
-TEST(AcceleratedMampGolden, CpuDoubleForward) { run_mamp(at::kCPU); }
+TEST(AcceleratedMampGolden, CpuDoubleForward) {
+  run_mamp(at::kCPU);
+}
 TEST(AcceleratedMampGolden, CudaDoubleForward) {
   REQUIRE_CUDA();
   run_mamp(at::kCUDA);

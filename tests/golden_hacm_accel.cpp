@@ -30,7 +30,8 @@ accel::StateDict load_weights(const std::string& name, c10::ScalarType dtype, at
   return sd;
 }
 
-void expect_ids_equal(const std::string& name, const at::Tensor& got, const NpzReader& g, const std::string& key) {
+void expect_ids_equal(const std::string& name, const at::Tensor& got, const NpzReader& g,
+                      const std::string& key) {
   std::vector<int64_t> a = g.get(key).to_i64();
   at::Tensor c = got.to(at::kCPU, at::kLong).contiguous();
   std::vector<int64_t> b(c.data_ptr<int64_t>(), c.data_ptr<int64_t>() + c.numel());
@@ -41,7 +42,8 @@ void expect_ids_equal(const std::string& name, const at::Tensor& got, const NpzR
   EXPECT_EQ(bad, 0) << name << ": index arrays must match exactly";
 }
 
-#define NW(key, tensor, tol) EXPECT_CLOSE_NORMWISE(key, to_vec(tensor), g.get(key).to_f64(), tol, shape_of(tensor))
+#define NW(key, tensor, tol) \
+  EXPECT_CLOSE_NORMWISE(key, to_vec(tensor), g.get(key).to_f64(), tol, shape_of(tensor))
 
 void run_forward_case(const std::string& file, at::Device dev) {
   REQUIRE_FIXTURE(golden(file));
@@ -49,7 +51,8 @@ void run_forward_case(const std::string& file, at::Device dev) {
   accel::HacmConfig cfg = config_from(g);
   accel::StateDict sd = load_weights("weights_hacm.npz", at::kDouble, dev);
   at::Tensor x5 = golden_tensor(g, "x5", at::kDouble, dev);
-  at::Tensor Ut = golden_tensor(g, "U_t", at::kDouble, dev), Us = golden_tensor(g, "U_s", at::kDouble, dev);
+  at::Tensor Ut = golden_tensor(g, "U_t", at::kDouble, dev),
+             Us = golden_tensor(g, "U_s", at::kDouble, dev);
   accel::HacmOutputs o = accel::hacm_forward(sd, cfg, x5, Ut, Us);
   // Scores: 1e-10 normwise (float64); spatial 1e-6 (README: boundary conditioning at width 256).
   NW("score_t", o.score_t, 1e-10);
@@ -78,8 +81,12 @@ void run_forward_case(const std::string& file, at::Device dev) {
 
 }  // namespace
 
-TEST(AcceleratedHacmGolden, CpuDoubleForward) { run_forward_case("hacm_forward.npz", at::kCPU); }
-TEST(AcceleratedHacmGolden, CpuDoubleForwardVelocityInput) { run_forward_case("hacm_forward_vel.npz", at::kCPU); }
+TEST(AcceleratedHacmGolden, CpuDoubleForward) {
+  run_forward_case("hacm_forward.npz", at::kCPU);
+}
+TEST(AcceleratedHacmGolden, CpuDoubleForwardVelocityInput) {
+  run_forward_case("hacm_forward_vel.npz", at::kCPU);
+}
 TEST(AcceleratedHacmGolden, CudaDoubleForward) {
   REQUIRE_CUDA();
   run_forward_case("hacm_forward.npz", at::kCUDA);
@@ -101,9 +108,12 @@ TEST(AcceleratedHacmGolden, CpuDoubleFullSizeLoss) {
     for (const auto& [k, v] : base)
       if (k.rfind(src, 0) == 0) sd[dst + k.substr(src.size())] = v;
   };
-  for (size_t i = 0; i < enc.size(); ++i) copy_block("blocks." + std::to_string(i) + ".", pool[enc[i]]);
-  for (size_t j = 0; j < dec.size(); ++j) copy_block("decoder_blocks." + std::to_string(j) + ".", pool[dec[j]]);
-  at::Tensor x5 = golden_tensor(g, "x5"), Ut = golden_tensor(g, "U_t"), Us = golden_tensor(g, "U_s");
+  for (size_t i = 0; i < enc.size(); ++i)
+    copy_block("blocks." + std::to_string(i) + ".", pool[enc[i]]);
+  for (size_t j = 0; j < dec.size(); ++j)
+    copy_block("decoder_blocks." + std::to_string(j) + ".", pool[dec[j]]);
+  at::Tensor x5 = golden_tensor(g, "x5"), Ut = golden_tensor(g, "U_t"),
+             Us = golden_tensor(g, "U_s");
   accel::HacmOutputs o = accel::hacm_forward(sd, cfg, x5, Ut, Us);
   expect_ids_equal("mask", o.mask, g, "mask");
   expect_ids_equal("ids_restore", o.ids_restore, g, "ids_restore");
@@ -125,20 +135,23 @@ void run_grads(at::Device dev, c10::ScalarType dtype, double tol_grad, double to
   accel::HacmInject inj{golden_tensor(g, "ids_shuffle_t", at::kLong, dev),
                         golden_tensor(g, "ids_shuffle_s", at::kLong, dev)};
   // float64 derives its own selection (checked equal); float32 follows the golden one (README §5).
-  accel::HacmOutputs o = accel::hacm_forward(sd, cfg, x5, Ut, Us, dtype == at::kFloat ? &inj : nullptr);
+  accel::HacmOutputs o =
+      accel::hacm_forward(sd, cfg, x5, Ut, Us, dtype == at::kFloat ? &inj : nullptr);
   if (dtype == at::kDouble) {
     expect_ids_equal("ids_shuffle_t", o.ids_shuffle_t, g, "ids_shuffle_t");
     expect_ids_equal("ids_shuffle_s", o.ids_shuffle_s, g, "ids_shuffle_s");
   }
   EXPECT_CLOSE("loss", to_vec(o.loss), g.get("loss").to_f64(), 0.0, tol_loss);
   o.loss.backward();
-  EXPECT_CLOSE_NORMWISE("grad_x5", to_vec(x5.grad()), g.get("grad_x5").to_f64(), tol_grad, shape_of(x5));
+  EXPECT_CLOSE_NORMWISE("grad_x5", to_vec(x5.grad()), g.get("grad_x5").to_f64(), tol_grad,
+                        shape_of(x5));
   int checked = 0;
   for (const auto& [k, v] : sd) {
     std::string gk = "grad." + k;
     if (!g.has(gk)) {
       // l1/l2 only feed argsort: no gradient, as in the released code.
-      EXPECT_TRUE(!v.grad().defined() || v.grad().abs().max().item<double>() == 0) << k << " should get no gradient";
+      EXPECT_TRUE(!v.grad().defined() || v.grad().abs().max().item<double>() == 0)
+          << k << " should get no gradient";
       continue;
     }
     ASSERT_TRUE(v.grad().defined()) << k << " got no gradient";
@@ -150,9 +163,13 @@ void run_grads(at::Device dev, c10::ScalarType dtype, double tol_grad, double to
 }  // namespace
 
 // float64: README §5 says grads err <= 1e-9 per tensor, loss 1e-10.
-TEST(AcceleratedHacmGolden, CpuDoubleGradients) { run_grads(at::kCPU, at::kDouble, 1e-9, 1e-10); }
+TEST(AcceleratedHacmGolden, CpuDoubleGradients) {
+  run_grads(at::kCPU, at::kDouble, 1e-9, 1e-10);
+}
 // float32 with the golden selection injected: grads 1e-3 per tensor, loss 1e-5 (README §5).
-TEST(AcceleratedHacmGolden, CpuFloatGradientsInjectedSelection) { run_grads(at::kCPU, at::kFloat, 1e-3, 1e-5); }
+TEST(AcceleratedHacmGolden, CpuFloatGradientsInjectedSelection) {
+  run_grads(at::kCPU, at::kFloat, 1e-3, 1e-5);
+}
 TEST(AcceleratedHacmGolden, CudaFloatGradientsInjectedSelection) {
   REQUIRE_CUDA();
   strict_fp32();

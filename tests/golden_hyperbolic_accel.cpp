@@ -33,16 +33,20 @@ void check_maps(const std::string& suffix, at::Device dev, c10::ScalarType dtype
     for (int64_t i = 0; i < K; ++i) {
       double m = 0;
       for (int64_t j = 0; j < d; ++j) m = std::max(m, std::fabs(ref[i * d + j]));
-      for (int64_t j = 0; j < d; ++j) atol[i * d + j] = (fragile[i] ? tol_fragile : tol) * std::max(m, 1e-300);
+      for (int64_t j = 0; j < d; ++j)
+        atol[i * d + j] = (fragile[i] ? tol_fragile : tol) * std::max(m, 1e-300);
     }
     return atol;
   };
-  EXPECT_CLOSE_EACH("expmap" + suffix, to_vec(accel::expmap_forward(x)), r.get("expmap" + suffix).to_f64(),
-                    per_row_atol("expmap" + suffix, tol_rows), 0.0, shape_of(x));
-  EXPECT_CLOSE_EACH("project" + suffix, to_vec(accel::project_forward(x)), r.get("project" + suffix).to_f64(),
-                    per_row_atol("project" + suffix, tol_rows), 0.0, shape_of(x));
+  EXPECT_CLOSE_EACH("expmap" + suffix, to_vec(accel::expmap_forward(x)),
+                    r.get("expmap" + suffix).to_f64(), per_row_atol("expmap" + suffix, tol_rows),
+                    0.0, shape_of(x));
+  EXPECT_CLOSE_EACH("project" + suffix, to_vec(accel::project_forward(x)),
+                    r.get("project" + suffix).to_f64(), per_row_atol("project" + suffix, tol_rows),
+                    0.0, shape_of(x));
   EXPECT_CLOSE_EACH("ewp" + suffix, to_vec(accel::expmap_with_projection_forward(x)),
-                    r.get("ewp" + suffix).to_f64(), per_row_atol("ewp" + suffix, tol_rows), 0.0, shape_of(x));
+                    r.get("ewp" + suffix).to_f64(), per_row_atol("ewp" + suffix, tol_rows), 0.0,
+                    shape_of(x));
 }
 
 // Distances and logmap: the README's conditioning-aware rule
@@ -65,7 +69,8 @@ void check_dist_logmap(const std::string& suffix, at::Device dev, c10::ScalarTyp
       a2.push_back(abs_k * (1 / omn[i] + 1 / omn[j]));
     }
   EXPECT_CLOSE_EACH("dist" + suffix + " (non-fragile pairs)", g2, r2, a2, rel);
-  std::vector<double> lg = to_vec(accel::logmap_forward(ewp)), lr = r.get("logmap_of_ewp" + suffix).to_f64();
+  std::vector<double> lg = to_vec(accel::logmap_forward(ewp)),
+                      lr = r.get("logmap_of_ewp" + suffix).to_f64();
   std::vector<double> lg2, lr2, la2;
   for (int64_t i = 0; i < K; ++i) {
     if (fragile[i]) continue;

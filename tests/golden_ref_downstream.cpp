@@ -31,7 +31,7 @@ TEST(ReferenceDownstream, EncoderAndHeadsMatchGolden) {
                         ref::linprobe_head_forward(feat, lp, true).data,
                         r.get("logits_linprobe_bn_batchstats").to_f64(), 1e-10);
   EXPECT_EQ(lp.norm.running_mean.data, rm);  // momentum 0: running statistics untouched
-  lp.bn = false;  // the model's own ActionHeadLinprobe: mean -> fc
+  lp.bn = false;                             // the model's own ActionHeadLinprobe: mean -> fc
   EXPECT_CLOSE_NORMWISE("logits_linprobe", ref::linprobe_head_forward(feat, lp, false).data,
                         r.get("logits_linprobe").to_f64(), 1e-10);
 

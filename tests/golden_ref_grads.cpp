@@ -44,7 +44,8 @@ TEST(ReferenceGrads, ReleasedBackwardMatchesGolden) {
     if (name.rfind("l1.", 0) == 0 || name.rfind("l2.", 0) == 0) {
       // No gradient in the authors' code (they only feed argsort): ours must stay exactly 0.
       EXPECT_FALSE(r.has(key)) << key;
-      EXPECT_CLOSE(name + " (no grad)", t->data, std::vector<double>(t->data.size(), 0.0), 0.0, 0.0);
+      EXPECT_CLOSE(name + " (no grad)", t->data, std::vector<double>(t->data.size(), 0.0), 0.0,
+                   0.0);
       continue;
     }
     ASSERT_TRUE(r.has(key)) << key;

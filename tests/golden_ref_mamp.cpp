@@ -15,7 +15,8 @@ namespace {
 template <class T>
 ref::Checkpoint<T> mamp_checkpoint() {
   auto ck = ref::load_checkpoint<T>(golden("weights_hacm.npz"));
-  for (auto& [k, t] : ref::load_checkpoint<T>(golden("weights_mamp.npz")).tensors) ck.tensors[k] = t;
+  for (auto& [k, t] : ref::load_checkpoint<T>(golden("weights_mamp.npz")).tensors)
+    ck.tensors[k] = t;
   ck.source = golden("weights_mamp.npz");
   return ck;
 }
@@ -63,5 +64,6 @@ TEST(ReferenceMamp, FloatForwardWithInjectedSelectionMatchesGolden) {
   auto f = ref::mamp_forward(ref::from_ndarray<float>(r.get("x5")),
                              ref::from_ndarray<float>(r.get("U")), w, cfg, &order);
   EXPECT_CLOSE_NORMWISE("pred float", ref::to_f64(f.pred), r.get("pred").to_f64(), 1e-4);
-  EXPECT_CLOSE("loss float", std::vector<double>{double(f.loss)}, r.get("loss").to_f64(), 0.0, 1e-5);
+  EXPECT_CLOSE("loss float", std::vector<double>{double(f.loss)}, r.get("loss").to_f64(), 0.0,
+               1e-5);
 }

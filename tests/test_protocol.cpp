@@ -25,7 +25,8 @@ TEST(Protocol, Sha256KnownVectors) {
 }
 
 TEST(Protocol, AuthorsDefaults) {
-  json j = {{"dataset", {{"kind", "synthetic"}}}, {"stages", {{{"kind", "pretrain"}}, {{"kind", "linear"}}, {{"kind", "finetune"}}}}};
+  json j = {{"dataset", {{"kind", "synthetic"}}},
+            {"stages", {{{"kind", "pretrain"}}, {{"kind", "linear"}}, {{"kind", "finetune"}}}}};
   Protocol p = parse_protocol(j, "p.json");
   EXPECT_EQ(p.method.name, "hacm");
   EXPECT_EQ(p.method.variant, "released");
@@ -48,7 +49,8 @@ TEST(Protocol, AuthorsDefaults) {
   EXPECT_DOUBLE_EQ(ft.label_smoothing, 0.1);
   EXPECT_DOUBLE_EQ(ft.drop_path, 0.3);
   // Per-dataset settings: NTU-120 uses velocity input and MAMP's tau 0.75 / decoder depth 5.
-  json k = {{"dataset", {{"kind", "synthetic"}, {"name", "synthetic"}}}, {"method", {{"name", "mamp"}}},
+  json k = {{"dataset", {{"kind", "synthetic"}, {"name", "synthetic"}}},
+            {"method", {{"name", "mamp"}}},
             {"stages", {{{"kind", "pretrain"}}}}};
   Protocol m = parse_protocol(k, "m.json");
   EXPECT_EQ(m.method.frames, 120);
@@ -60,13 +62,16 @@ TEST(Protocol, ErrorsNameTheKeyPath) {
   json base = {{"dataset", {{"kind", "synthetic"}}}, {"stages", {{{"kind", "pretrain"}}}}};
   json j = base;
   j["stages"][0]["epochs"] = -3;
-  EXPECT_NE(error_of(j).find("stages[0].epochs: -3 is out of range"), std::string::npos) << error_of(j);
+  EXPECT_NE(error_of(j).find("stages[0].epochs: -3 is out of range"), std::string::npos)
+      << error_of(j);
   j = base;
   j["dataset"]["clips"] = "many";
-  EXPECT_NE(error_of(j).find("dataset.clips: must be an integer"), std::string::npos) << error_of(j);
+  EXPECT_NE(error_of(j).find("dataset.clips: must be an integer"), std::string::npos)
+      << error_of(j);
   j = base;
   j["method"] = {{"variant", "improved"}};
-  EXPECT_NE(error_of(j).find("method.variant: 'improved' is not one of"), std::string::npos) << error_of(j);
+  EXPECT_NE(error_of(j).find("method.variant: 'improved' is not one of"), std::string::npos)
+      << error_of(j);
   j = base;
   j["method"] = {{"keep_ratio", 0.2}};
   EXPECT_NE(error_of(j).find("released variant hard-codes"), std::string::npos) << error_of(j);
@@ -75,7 +80,8 @@ TEST(Protocol, ErrorsNameTheKeyPath) {
   EXPECT_NE(error_of(j).find("p.json: extra: unknown key"), std::string::npos) << error_of(j);
   j = base;
   j["stages"] = {{{"kind", "linear"}}, {{"kind", "pretrain"}}};
-  EXPECT_NE(error_of(j).find("stages[1].kind: pretrain must be the first stage"), std::string::npos) << error_of(j);
+  EXPECT_NE(error_of(j).find("stages[1].kind: pretrain must be the first stage"), std::string::npos)
+      << error_of(j);
   j = base;
   j["stages"] = {{{"kind", "transfer"}}};
   EXPECT_NE(error_of(j).find("stages[0].dataset: missing"), std::string::npos) << error_of(j);

@@ -31,7 +31,8 @@ DownSetup setup() {
   s.frames = 12;
   DownSetup st;
   st.cfg.heads = 4;
-  st.w = ref::EncoderWeights<double>::load(ref::checkpoint_from_arrays<double>(init_pretrain_params(s, 31)), st.cfg);
+  st.w = ref::EncoderWeights<double>::load(
+      ref::checkpoint_from_arrays<double>(init_pretrain_params(s, 31)), st.cfg);
   Rng rng(32);
   for (auto& [n, t] : st.w.named())
     for (auto& v : t->data) v += 0.05 * rng.normal();
@@ -40,7 +41,8 @@ DownSetup setup() {
   st.lp.norm.running_var = Tensor<double>({32}, 0.5);
   st.lp.fc = {ref::randn({5, 32}, rng, 0.2), ref::randn({5}, rng, 0.1)};
   st.ft.fc1 = {ref::randn({6, 18 * 32}, rng, 0.05), ref::randn({6}, rng, 0.1)};
-  st.ft.bn = {ref::randn({6}, rng, 0.1), ref::randn({6}, rng, 0.1), Tensor<double>({6}), Tensor<double>({6}, 1.0)};
+  st.ft.bn = {ref::randn({6}, rng, 0.1), ref::randn({6}, rng, 0.1), Tensor<double>({6}),
+              Tensor<double>({6}, 1.0)};
   for (auto& v : st.ft.bn.w.data) v += 1.0;
   st.ft.fc2 = {ref::randn({5, 6}, rng, 0.3), ref::randn({5}, rng, 0.1)};
   return st;
@@ -62,13 +64,15 @@ TEST(ReferenceDownstream, FinetuneBackwardMatchesFiniteDifferences) {
   DownSetup s = setup();
   auto loss = [&]() {
     auto tok = ref::encoder_forward(s.x5, s.w, s.cfg);
-    return ref::cross_entropy(ref::finetune_head_forward(ref::finetune_features(tok), s.ft, true), s.labels, 0.1);
+    return ref::cross_entropy(ref::finetune_head_forward(ref::finetune_features(tok), s.ft, true),
+                              s.labels, 0.1);
   };
   ref::EncoderCache<double> ec;
   ref::HeadCache<double> hc;
   auto tok = ref::encoder_forward(s.x5, s.w, s.cfg, &ec);
   Tensor<double> gl;
-  ref::cross_entropy(ref::finetune_head_forward(ref::finetune_features(tok), s.ft, true, 0.0, &hc), s.labels, 0.1, &gl);
+  ref::cross_entropy(ref::finetune_head_forward(ref::finetune_features(tok), s.ft, true, 0.0, &hc),
+                     s.labels, 0.1, &gl);
   ref::FinetuneHead<double> gh;
   auto gfeat = ref::finetune_head_backward(s.ft, hc, true, gl, gh);
   auto gw = s.w.zeros_like();
@@ -81,7 +85,8 @@ TEST(ReferenceDownstream, FinetuneBackwardMatchesFiniteDifferences) {
   expect_fd("fc2.bias", gh.fc2.b, s.ft.fc2.b, loss, rng);
   auto gn = gw.named();
   auto wn = s.w.named();
-  for (size_t i = 0; i < wn.size(); ++i) expect_fd(wn[i].first, *gn[i].second, *wn[i].second, loss, rng);
+  for (size_t i = 0; i < wn.size(); ++i)
+    expect_fd(wn[i].first, *gn[i].second, *wn[i].second, loss, rng);
 }
 
 // Linear probe with BN batch statistics (training) and with running statistics.
@@ -89,7 +94,9 @@ TEST(ReferenceDownstream, LinprobeBackwardMatchesFiniteDifferences) {
   DownSetup s = setup();
   Tensor<double> feat = ref::linprobe_features(ref::encoder_forward(s.x5, s.w, s.cfg));
   for (bool batch : {true, false}) {
-    auto loss = [&]() { return ref::cross_entropy(ref::linprobe_head_forward(feat, s.lp, batch), s.labels, 0.0); };
+    auto loss = [&]() {
+      return ref::cross_entropy(ref::linprobe_head_forward(feat, s.lp, batch), s.labels, 0.0);
+    };
     ref::HeadCache<double> hc;
     Tensor<double> gl;
     ref::cross_entropy(ref::linprobe_head_forward(feat, s.lp, batch, 0.0, &hc), s.labels, 0.0, &gl);
@@ -111,5 +118,8 @@ TEST(ReferenceDownstream, BatchNormRunningUpdate) {
   auto y = ref::batchnorm_forward(x, p, 0.0, true, 0.1);
   EXPECT_CLOSE("running_mean", p.running_mean.data, std::vector<double>{1.2}, 1e-15, 0.0);
   EXPECT_CLOSE("running_var", p.running_var.data, std::vector<double>{2.5}, 1e-15, 0.0);
-  EXPECT_CLOSE("normalised", y.data, (std::vector<double>{-2 / std::sqrt(14.0 / 3), -1 / std::sqrt(14.0 / 3), 3 / std::sqrt(14.0 / 3)}), 1e-15, 0.0);
+  EXPECT_CLOSE("normalised", y.data,
+               (std::vector<double>{-2 / std::sqrt(14.0 / 3), -1 / std::sqrt(14.0 / 3),
+                                    3 / std::sqrt(14.0 / 3)}),
+               1e-15, 0.0);
 }

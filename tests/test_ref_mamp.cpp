@@ -20,7 +20,8 @@ TEST(ReferenceMamp, BackwardMatchesFiniteDifferences) {
   s.hacm = false;
   ref::MampConfig cfg;
   cfg.heads = 4;
-  auto w = ref::MampWeights<double>::load(ref::checkpoint_from_arrays<double>(init_pretrain_params(s, 21)), cfg);
+  auto w = ref::MampWeights<double>::load(
+      ref::checkpoint_from_arrays<double>(init_pretrain_params(s, 21)), cfg);
   Rng rng(22);
   for (auto& [name, t] : w.named())
     for (auto& v : t->data) v += 0.05 * rng.normal();
@@ -38,7 +39,8 @@ TEST(ReferenceMamp, BackwardMatchesFiniteDifferences) {
     for (auto& v : d) v = rng.normal();
     // h = 1e-5 central differences: ~1e-10 truncation and round-off on |L| ~ 1.
     EXPECT_CLOSE("d/d " + wn[i].first, std::vector<double>{ref::dot(gn[i].second->data, d)},
-                 std::vector<double>{ref::fd_directional(loss, *wn[i].second, d, 1e-5)}, 1e-8, 1e-6);
+                 std::vector<double>{ref::fd_directional(loss, *wn[i].second, d, 1e-5)}, 1e-8,
+                 1e-6);
   }
   std::vector<double> dx(x5.data.size());
   for (auto& v : dx) v = rng.normal();

@@ -98,8 +98,12 @@ void check_variant(const std::string& variant) {
 
 }  // namespace
 
-TEST(ReferenceModel, ReleasedBackwardMatchesFiniteDifferences) { check_variant("released"); }
-TEST(ReferenceModel, CorrectedBackwardMatchesFiniteDifferences) { check_variant("corrected"); }
+TEST(ReferenceModel, ReleasedBackwardMatchesFiniteDifferences) {
+  check_variant("released");
+}
+TEST(ReferenceModel, CorrectedBackwardMatchesFiniteDifferences) {
+  check_variant("corrected");
+}
 
 // The corrected variant's bookkeeping (spec §8.2): every encoder token is ewp(mc) at its grid
 // slot, the slots are distinct, the mask is 0 exactly there, the decoder row at a kept slot is

@@ -10,7 +10,9 @@ using namespace hacm;
 using hacm::ref::Tensor;
 
 namespace {
-std::vector<double> v1(double x) { return {x}; }
+std::vector<double> v1(double x) {
+  return {x};
+}
 }  // namespace
 
 // Scalar AdamW (β = 0.9/0.999, eps 1e-8, lr 0.1, wd 0.05), gradients 0.5, −0.25, 0.125.
@@ -84,7 +86,8 @@ TEST(ReferenceOptim, LayerwiseLrDecay) {
   EXPECT_EQ(ref::layer_id("blocks.7.mlp.fc2.bias", 8), 8);
   EXPECT_EQ(ref::layer_id("norm.weight", 8), 9);
   EXPECT_EQ(ref::layer_id("head.fc1.weight", 8), 9);
-  EXPECT_CLOSE("embed scale", v1(ref::layer_lr_scale("pos_embed", 8, 0.8)), v1(0.134217728), 0.0, 1e-14);
+  EXPECT_CLOSE("embed scale", v1(ref::layer_lr_scale("pos_embed", 8, 0.8)), v1(0.134217728), 0.0,
+               1e-14);
   EXPECT_CLOSE("blocks.3 scale", v1(ref::layer_lr_scale("blocks.3.attn.qkv.weight", 8, 0.8)),
                v1(0.32768), 0.0, 1e-14);
   EXPECT_EQ(ref::layer_lr_scale("head.fc2.bias", 8, 0.8), 1.0);

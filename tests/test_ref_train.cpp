@@ -25,7 +25,8 @@ std::vector<double> run(const std::string& variant, int steps) {
   ref::HacmConfig cfg;
   cfg.heads = 4;
   cfg.variant = variant;
-  auto w = ref::HacmWeights<double>::load(ref::checkpoint_from_arrays<double>(init_pretrain_params(s, 7)), cfg);
+  auto w = ref::HacmWeights<double>::load(
+      ref::checkpoint_from_arrays<double>(init_pretrain_params(s, 7)), cfg);
   Rng rng(8);
   Tensor<double> x5 = ref::randn({2, 3, 12, 25, 2}, rng, 0.3);
   auto g = w.zeros_like();
