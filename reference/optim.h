@@ -53,6 +53,20 @@ class AdamW {
   void step(std::vector<ParamRef<T>>& params, double lr);
   int64_t steps() const { return t_; }
 
+  // State for checkpoints: first / second moments per parameter, in the order of the ParamRef
+  // list passed to step(). init_state() allocates zero moments so a checkpoint can be loaded
+  // before the first step.
+  void init_state(const std::vector<ParamRef<T>>& params) {
+    m_.clear(), v_.clear();
+    for (const auto& p : params)
+      m_.emplace_back(p.p->data.size(), T(0)), v_.emplace_back(p.p->data.size(), T(0));
+  }
+  std::vector<std::vector<T>>& exp_avg() { return m_; }
+  std::vector<std::vector<T>>& exp_avg_sq() { return v_; }
+  const std::vector<std::vector<T>>& exp_avg() const { return m_; }
+  const std::vector<std::vector<T>>& exp_avg_sq() const { return v_; }
+  void set_steps(int64_t t) { t_ = t; }
+
  private:
   double b1_, b2_, eps_;
   int64_t t_ = 0;

@@ -111,44 +111,25 @@ void check_finite(double loss, const std::string& stage, int64_t epoch, int64_t 
 }
 
 // ---------------------------------------------------------------------------------------------
-// AdamW with its moments exposed for checkpoints. The update is ref::AdamW::step's, operation for
-// operation (ref::AdamW keeps its state private); tests/test_reference_training.cpp checks the
-// two stay bitwise equal. State is keyed by parameter name as in accel::AdamW::save.
+// ref::AdamW bound to its parameter list, with npz save/load of its state keyed by parameter
+// name (the same keys as accel::AdamW::save, so checkpoints move between backends).
 class CheckpointedAdamW {
  public:
   CheckpointedAdamW(std::vector<ref::ParamRef<float>> refs, double b1, double b2, double eps = 1e-8)
-      : refs_(std::move(refs)), b1_(b1), b2_(b2), eps_(eps) {
-    for (const auto& p : refs_) {
-      m_.emplace_back(p.p->data.size(), 0.f);
-      v_.emplace_back(p.p->data.size(), 0.f);
-    }
+      : refs_(std::move(refs)), adam_(b1, b2, eps) {
+    adam_.init_state(refs_);
   }
-  void step(double lr) {
-    using T = float;
-    ++t_;
-    const double bc1 = 1.0 - std::pow(b1_, double(t_)), bc2 = 1.0 - std::pow(b2_, double(t_));
-    for (size_t k = 0; k < refs_.size(); ++k) {
-      ref::ParamRef<T>& p = refs_[k];
-      const double plr = lr * p.lr_scale;
-      const T decay = T(1.0 - plr * p.weight_decay), step = T(plr / bc1), sq2 = T(std::sqrt(bc2));
-      std::vector<T>&m = m_[k], &v = v_[k];
-      for (size_t i = 0; i < m.size(); ++i) {
-        const T g = p.g->data[i];
-        T& x = p.p->data[i];
-        x *= decay;
-        m[i] = T(b1_) * m[i] + T(1 - b1_) * g;
-        v[i] = T(b2_) * v[i] + T(1 - b2_) * g * g;
-        x -= step * m[i] / (std::sqrt(v[i]) / sq2 + T(eps_));
-      }
-    }
-  }
+  void step(double lr) { adam_.step(refs_, lr); }
   void save(std::map<std::string, NdArray>& out, const std::string& prefix) const {
     for (size_t k = 0; k < refs_.size(); ++k) {
       const auto& shape = refs_[k].p->shape;
-      out[prefix + "exp_avg." + refs_[k].name] = NdArray::from<float>(shape, m_[k].data());
-      out[prefix + "exp_avg_sq." + refs_[k].name] = NdArray::from<float>(shape, v_[k].data());
+      out[prefix + "exp_avg." + refs_[k].name] =
+          NdArray::from<float>(shape, adam_.exp_avg()[k].data());
+      out[prefix + "exp_avg_sq." + refs_[k].name] =
+          NdArray::from<float>(shape, adam_.exp_avg_sq()[k].data());
     }
-    out[prefix + "step"] = NdArray::from<int64_t>({}, &t_);
+    int64_t t = adam_.steps();
+    out[prefix + "step"] = NdArray::from<int64_t>({}, &t);
   }
   void load(const std::map<std::string, NdArray>& in, const std::string& prefix,
             const std::string& file) {
@@ -159,19 +140,17 @@ class CheckpointedAdamW {
       for (size_t i = 0; i < dst.size(); ++i) dst[i] = float(it->second.at_f64(int64_t(i)));
     };
     for (size_t k = 0; k < refs_.size(); ++k) {
-      get(prefix + "exp_avg." + refs_[k].name, m_[k]);
-      get(prefix + "exp_avg_sq." + refs_[k].name, v_[k]);
+      get(prefix + "exp_avg." + refs_[k].name, adam_.exp_avg()[k]);
+      get(prefix + "exp_avg_sq." + refs_[k].name, adam_.exp_avg_sq()[k]);
     }
     auto it = in.find(prefix + "step");
     if (it == in.end()) throw InputError(file + ": checkpoint lacks " + prefix + "step");
-    t_ = it->second.at_i64(0);
+    adam_.set_steps(it->second.at_i64(0));
   }
 
  private:
   std::vector<ref::ParamRef<float>> refs_;
-  double b1_, b2_, eps_;
-  int64_t t_ = 0;
-  std::vector<std::vector<float>> m_, v_;
+  ref::AdamW<float> adam_;
 };
 
 // ---------------------------------------------------------------------------------------------
