@@ -29,7 +29,8 @@ at::Tensor downstream_encoder_forward(const StateDict& sd, const EncoderConfig& 
   const int64_t TP = E.size(1), V = E.size(2), d = E.size(3);
   at::Tensor z = E.reshape({NM, TP * V, d});
   for (int64_t i = 0; i < cfg.depth; ++i) {
-    double dp = cfg.depth > 1 ? cfg.drop_path * double(i) / double(cfg.depth - 1) : cfg.drop_path;
+    // torch.linspace(0, drop_path, depth)[i]: 0 for a single block
+    double dp = cfg.depth > 1 ? cfg.drop_path * double(i) / double(cfg.depth - 1) : 0.0;
     z = block_forward(z, sd, "blocks." + std::to_string(i) + ".", cfg.heads, dp);
   }
   z = layer_norm_forward(z, param(sd, "norm.weight"), param(sd, "norm.bias"));

@@ -112,17 +112,39 @@ std::vector<ComponentSpec> build_catalogue() {
                    {"golden_ref_transformer.cpp ReferenceTransformer.Width256ForwardMatchesGolden",
                     "golden_ref_transformer.cpp ReferenceTransformer.Width64BackwardMatchesGolden",
                     "diff_transformer.cpp DifferentialTransformer.BlockForwardBackward"}));
-  c.push_back(
-      only(both("drop_path", "transformer",
-                "stochastic depth on the residual branches (fine-tuning)", {}),
-           Backend::kAccelerated,
-           "random training regulariser; the reference models its eval behaviour (rate 0), and "
-           "random masks have no counterpart to compare against"));
-  c.push_back(
-      only(both("head_dropout", "transformer",
-                "dropout 0.3 on the tokens before the fine-tuning head", {}),
-           Backend::kAccelerated,
-           "random training regulariser; the reference models eval behaviour (rate 0) only"));
+  // The regularisers exist in both backends, but not as one comparable component: the
+  // accelerated draws its masks from torch's generator inside the ops, the reference takes them
+  // as inputs (drawn from our Rng, or fixed by tests). Hence a pair of one-sided entries each.
+  c.push_back(only(both("drop_path", "transformer",
+                        "stochastic depth on the residual branches (fine-tuning)", {}),
+                   Backend::kAccelerated,
+                   "random training regulariser drawn from torch's generator; the reference's "
+                   "counterpart takes its masks as inputs (drop_path_masked)"));
+  c.push_back(only(both("head_dropout", "transformer",
+                        "dropout 0.3 on the tokens before the fine-tuning head", {}),
+                   Backend::kAccelerated,
+                   "random training regulariser drawn from torch's generator; the reference's "
+                   "counterpart takes its mask as input (dropout_masked)"));
+  c.push_back(only(
+      both("drop_path_masked", "transformer",
+           "drop-path with given per-sample branch scales (0 or 1/(1-p)), block i at rate "
+           "r·i/(depth-1)",
+           {"test_ref_downstream.cpp ReferenceDownstream.DropPathBackwardMatchesFiniteDifferences",
+            "test_ref_downstream.cpp ReferenceDownstream.ZeroRatesChangeNothing",
+            "test_ref_downstream.cpp ReferenceDownstream.MasksFollowTheirRates"}),
+      Backend::kReference,
+      "masks are inputs (our Rng or a test's); the accelerated drop_path draws them from torch's "
+      "generator, so the two cannot be compared draw for draw"));
+  c.push_back(only(
+      both("dropout_masked", "transformer",
+           "dropout with a given keep mask (0 or 1/(1-p)) on the tokens before the fine-tuning "
+           "head",
+           {"test_ref_downstream.cpp ReferenceDownstream.DropPathBackwardMatchesFiniteDifferences",
+            "test_ref_downstream.cpp ReferenceDownstream.ZeroRatesChangeNothing",
+            "test_ref_downstream.cpp ReferenceDownstream.MasksFollowTheirRates"}),
+      Backend::kReference,
+      "mask is an input (our Rng or a test's); the accelerated head_dropout draws it from torch's "
+      "generator, so the two cannot be compared draw for draw"));
   // ---- criteria and selection
   c.push_back(no_grad(
       both("temporal_scores", "criteria", "l1/l2 attention softmax over joints, column sums",

@@ -70,7 +70,7 @@ EncoderWeights<T> EncoderWeights<T>::zeros_like() const {
 
 template <class T>
 Tensor<T> encoder_forward(const Tensor<T>& x5, const EncoderWeights<T>& w, const EncoderConfig& cfg,
-                          EncoderCache<T>* cache) {
+                          EncoderCache<T>* cache, const std::vector<BranchScales<T>>* drop) {
   EncoderCache<T> local;
   EncoderCache<T>& c = cache ? *cache : local;
   const int64_t N = x5.dim(0), M = x5.dim(4);
@@ -80,11 +80,16 @@ Tensor<T> encoder_forward(const Tensor<T>& x5, const EncoderWeights<T>& w, const
   const int64_t NM = c.mc.dim(0), TP = c.mc.dim(1), V = c.mc.dim(2), D = c.mc.dim(3);
   Tensor<T> h =
       (cfg.hyperbolic ? expmap_with_projection_forward(c.mc) : c.mc).reshaped({NM, TP * V, D});
+  if (drop && drop->size() != w.blocks.size())
+    throw std::invalid_argument("encoder_forward: " + std::to_string(drop->size()) +
+                                " drop-path entries for " + std::to_string(w.blocks.size()) +
+                                " blocks");
   c.x.clear();
   c.c.assign(w.blocks.size(), BlockCache<T>());
   for (size_t i = 0; i < w.blocks.size(); ++i) {
     c.x.push_back(h);
-    h = block_forward<T>(h, w.blocks[i], cfg.heads, &c.c[i], cfg.ln_eps);
+    h = block_forward<T>(h, w.blocks[i], cfg.heads, &c.c[i], cfg.ln_eps,
+                         drop ? &(*drop)[i] : nullptr);
   }
   c.out = std::move(h);
   return layernorm_forward(c.out, w.norm, cfg.ln_eps, &c.norm_c).reshaped({N, M, TP, V, D});
@@ -102,6 +107,46 @@ void encoder_backward(const EncoderWeights<T>& w, const EncoderConfig& cfg,
   if (cfg.hyperbolic) gh = expmap_with_projection_backward(c.mc, gh);
   gh = add_pos_temp_backward(gh, g.pos, g.temp);
   patch_embed_backward(c.xk, w.conv_w, gh, g.conv_w, g.conv_b);
+}
+
+// ---------------------------------------------------------------------------------------------
+template <class T>
+std::vector<BranchScales<T>> drop_path_scales(int64_t depth, int64_t B, double rate, Rng& rng) {
+  std::vector<BranchScales<T>> r(static_cast<size_t>(std::max<int64_t>(depth, 0)));
+  for (int64_t i = 0; i < depth; ++i) {
+    const double p = depth > 1 ? rate * double(i) / double(depth - 1) : 0.0;
+    if (p <= 0) continue;
+    const T keep = T(1.0 / (1.0 - p));
+    for (std::vector<T>* s : {&r[size_t(i)].attn, &r[size_t(i)].mlp}) {
+      s->resize(size_t(B));
+      for (auto& v : *s) v = rng.uniform() >= p ? keep : T(0);
+    }
+  }
+  return r;
+}
+
+template <class T>
+Tensor<T> dropout_mask(const std::vector<int64_t>& shape, double p, Rng& rng) {
+  Tensor<T> m(shape, T(1));
+  if (p <= 0) return m;
+  const T keep = T(1.0 / (1.0 - p));
+  for (auto& v : m.data) v = rng.uniform() >= p ? keep : T(0);
+  return m;
+}
+
+template <class T>
+Tensor<T> dropout_forward(const Tensor<T>& x, const Tensor<T>& mask) {
+  if (!x.same_shape(mask))
+    throw std::invalid_argument("dropout_forward: x " + shape_str(x.shape) + " vs mask " +
+                                shape_str(mask.shape));
+  Tensor<T> y = x;
+  for (int64_t i = 0; i < y.numel(); ++i) y[i] *= mask[i];
+  return y;
+}
+
+template <class T>
+Tensor<T> dropout_backward(const Tensor<T>& mask, const Tensor<T>& gout) {
+  return dropout_forward(gout, mask);  // linear in x: the same elementwise product
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -306,7 +351,12 @@ T cross_entropy(const Tensor<T>& logits, const std::vector<int64_t>& labels, dou
 #define HACM_INSTANTIATE(T)                                                                        \
   template struct EncoderWeights<T>;                                                               \
   template Tensor<T> encoder_forward(const Tensor<T>&, const EncoderWeights<T>&,                   \
-                                     const EncoderConfig&, EncoderCache<T>*);                      \
+                                     const EncoderConfig&, EncoderCache<T>*,                       \
+                                     const std::vector<BranchScales<T>>*);                         \
+  template std::vector<BranchScales<T>> drop_path_scales(int64_t, int64_t, double, Rng&);          \
+  template Tensor<T> dropout_mask(const std::vector<int64_t>&, double, Rng&);                      \
+  template Tensor<T> dropout_forward(const Tensor<T>&, const Tensor<T>&);                          \
+  template Tensor<T> dropout_backward(const Tensor<T>&, const Tensor<T>&);                         \
   template void encoder_backward(const EncoderWeights<T>&, const EncoderConfig&,                   \
                                  const EncoderCache<T>&, const Tensor<T>&, EncoderWeights<T>&);    \
   template Tensor<T> batchnorm_forward(const Tensor<T>&, BatchNormParams<T>&, double, bool,        \

@@ -4,12 +4,17 @@
 //   norm -> tokens [N, M, TP, V, D]
 //   linear probe: mean over M, TP, V -> [N, D] -> (BatchNorm1d(D, affine=False, eps 1e-6)) -> fc
 //   fine-tune: mean over TP -> [N, M, V·D] (J-major) -> mean over M -> fc1 -> BatchNorm1d (eps
-//   1e-5, affine) -> ReLU -> fc2. Dropout / drop-path are not modelled (rate 0, eval behaviour).
+//   1e-5, affine) -> ReLU -> fc2.
+// Training regularisers of fine-tuning: drop-path on every residual branch of the blocks (block i
+// at rate r·i/(depth − 1), torch.linspace(0, r, depth), per sample of the N·M batch) and dropout
+// on the tokens before the head. Their masks are inputs (drawn from our Rng by the helpers below,
+// or fixed by tests); without them the forward is the eval forward.
 #pragma once
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "core/rng.h"
 #include "reference/checkpoint.h"
 #include "reference/embed.h"
 #include "reference/transformer.h"
@@ -43,15 +48,36 @@ struct EncoderCache {
   Tensor<T> out;  // before norm
   LayerNormCache<T> norm_c;
 };
-// x5 [N, 3, T, J, M] -> tokens [N, M, TP, V, D].
+// x5 [N, 3, T, J, M] -> tokens [N, M, TP, V, D]. `drop` (optional, training): one BranchScales
+// per block, each [N·M] (person-major samples, n·M + m), e.g. from drop_path_scales.
 template <class T>
 Tensor<T> encoder_forward(const Tensor<T>& x5, const EncoderWeights<T>& w, const EncoderConfig& cfg,
-                          EncoderCache<T>* cache = nullptr);
-// g_tokens [N, M, TP, V, D] -> parameter gradients accumulated into g (no input gradient).
+                          EncoderCache<T>* cache = nullptr,
+                          const std::vector<BranchScales<T>>* drop = nullptr);
+// g_tokens [N, M, TP, V, D] -> parameter gradients accumulated into g (no input gradient). The
+// drop-path scales of the forward come from the cache.
 template <class T>
 void encoder_backward(const EncoderWeights<T>& w, const EncoderConfig& cfg,
                       const EncoderCache<T>& cache, const Tensor<T>& g_tokens,
                       EncoderWeights<T>& g);
+
+// ---- Drop-path and dropout masks (drawn from our Rng; tests may build their own).
+// Per-block drop-path scales for `depth` blocks over B samples: block i has rate
+// p_i = rate·i/(depth − 1) (0 for depth 1, as torch.linspace(0, rate, 1)); for each block the
+// attention branch's B draws, then the MLP branch's: sample kept (scale 1/(1 − p_i)) iff
+// rng.uniform() >= p_i, else 0. A block with p_i = 0 draws nothing and gets empty scales.
+template <class T>
+std::vector<BranchScales<T>> drop_path_scales(int64_t depth, int64_t B, double rate, Rng& rng);
+// Dropout keep mask of `shape`: element kept (1/(1 − p)) iff rng.uniform() >= p, else 0;
+// p = 0: all ones, no draws.
+template <class T>
+Tensor<T> dropout_mask(const std::vector<int64_t>& shape, double p, Rng& rng);
+// x [...] ∘ mask [same shape] (mask from dropout_mask: the 1/(1 − p) is in it).
+template <class T>
+Tensor<T> dropout_forward(const Tensor<T>& x, const Tensor<T>& mask);
+// gout [...] -> gx = gout ∘ mask.
+template <class T>
+Tensor<T> dropout_backward(const Tensor<T>& mask, const Tensor<T>& gout);
 
 // ---- BatchNorm1d over [N, C]. Empty weight/bias = affine=False.
 template <class T>

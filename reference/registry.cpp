@@ -63,6 +63,9 @@ void register_reference_components(ComponentRegistry& reg) {
   HACM_REF_PAIR("gelu", gelu_forward<double>, gelu_backward<double>);
   HACM_REF_PAIR("attention", attention_forward<double>, attention_backward<double>);
   HACM_REF_PAIR("block", block_forward<double>, block_backward<double>);
+  HACM_REF_INLINE("drop_path_masked", block_forward<double>, block_backward<double>,
+                  "BranchScales argument; masks from drop_path_scales");
+  HACM_REF_PAIR("dropout_masked", dropout_forward<double>, dropout_backward<double>);
   // criteria and selection
   HACM_REF_NOGRAD("temporal_scores", temporal_scores_forward<double>, "");
   HACM_REF_NOGRAD("spatial_scores", spatial_scores_forward<double>, "");

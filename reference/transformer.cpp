@@ -2,6 +2,7 @@
 // over row-major views; the attention heads are strided views into the packed qkv buffer.
 #include "reference/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -14,6 +15,16 @@ void need(bool ok, const std::string& what) {
 template <class T>
 void ensure_like(Tensor<T>& g, const Tensor<T>& p) {
   if (g.numel() == 0 && p.numel() != 0) g = Tensor<T>(p.shape);
+}
+// t [B, ...]: row b times s[b] (drop-path); s empty = unchanged.
+template <class T>
+void scale_samples(Tensor<T>& t, const std::vector<T>& s) {
+  if (s.empty()) return;
+  const int64_t B = t.dim(0), per = t.numel() / std::max<int64_t>(B, 1);
+  need(int64_t(s.size()) == B,
+       "drop-path scales: " + std::to_string(s.size()) + " for a batch of " + std::to_string(B));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < per; ++i) t[b * per + i] *= s[size_t(b)];
 }
 
 }  // namespace
@@ -264,17 +275,20 @@ Tensor<T> attention_backward(const Tensor<T>& x, const LinearParams<T>& qkv_p,
 // ---------------------------------------------------------------------------------------------
 template <class T>
 Tensor<T> block_forward(const Tensor<T>& x, const BlockParams<T>& p, int heads,
-                        BlockCache<T>* cache, double eps) {
+                        BlockCache<T>* cache, double eps, const BranchScales<T>* scales) {
   BlockCache<T> local;
   BlockCache<T>& c = cache ? *cache : local;
+  c.scales = scales ? *scales : BranchScales<T>();
   c.a_in = layernorm_forward(x, p.norm1, eps, &c.ln1);
   Tensor<T> a = attention_forward(c.a_in, p.qkv, p.proj, heads, &c.attn);
+  scale_samples(a, c.scales.attn);
   c.x1 = x;
   for (int64_t i = 0; i < x.numel(); ++i) c.x1[i] += a[i];
   c.m_in = layernorm_forward(c.x1, p.norm2, eps, &c.ln2);
   c.h = linear_forward(c.m_in, p.fc1);
   c.act = gelu_forward(c.h);
   Tensor<T> m = linear_forward(c.act, p.fc2);
+  scale_samples(m, c.scales.mlp);
   Tensor<T> y = c.x1;
   for (int64_t i = 0; i < y.numel(); ++i) y[i] += m[i];
   return y;
@@ -284,14 +298,18 @@ template <class T>
 Tensor<T> block_backward(const Tensor<T>& x, const BlockParams<T>& p, int heads,
                          const BlockCache<T>& c, const Tensor<T>& gout, BlockParams<T>& g,
                          double eps) {
-  // MLP branch; the residual passes gout straight to x1.
-  Tensor<T> gact = linear_backward(c.act, p.fc2, gout, g.fc2);
+  // MLP branch (times its drop-path scale); the residual passes gout straight to x1.
+  Tensor<T> gm = gout;
+  scale_samples(gm, c.scales.mlp);
+  Tensor<T> gact = linear_backward(c.act, p.fc2, gm, g.fc2);
   Tensor<T> gh = gelu_backward(c.h, gact);
   Tensor<T> gm_in = linear_backward(c.m_in, p.fc1, gh, g.fc1);
   Tensor<T> gx1 = layernorm_backward(c.x1, p.norm2, c.ln2, gm_in, g.norm2);
   for (int64_t i = 0; i < gx1.numel(); ++i) gx1[i] += gout[i];
-  // Attention branch; the residual passes gx1 straight to x.
-  Tensor<T> ga_in = attention_backward(c.a_in, p.qkv, p.proj, heads, c.attn, gx1, g.qkv, g.proj);
+  // Attention branch (times its drop-path scale); the residual passes gx1 straight to x.
+  Tensor<T> ga = gx1;
+  scale_samples(ga, c.scales.attn);
+  Tensor<T> ga_in = attention_backward(c.a_in, p.qkv, p.proj, heads, c.attn, ga, g.qkv, g.proj);
   Tensor<T> gx = layernorm_backward(x, p.norm1, c.ln1, ga_in, g.norm1);
   for (int64_t i = 0; i < gx.numel(); ++i) gx[i] += gx1[i];
   return gx;
@@ -321,7 +339,7 @@ Tensor<T> block_backward(const Tensor<T>& x, const BlockParams<T>& p, int heads,
                                         const LinearParams<T>&, int, const AttentionCache<T>&,   \
                                         const Tensor<T>&, LinearParams<T>&, LinearParams<T>&);   \
   template Tensor<T> block_forward(const Tensor<T>&, const BlockParams<T>&, int, BlockCache<T>*, \
-                                   double);                                                      \
+                                   double, const BranchScales<T>*);                              \
   template Tensor<T> block_backward(const Tensor<T>&, const BlockParams<T>&, int,                \
                                     const BlockCache<T>&, const Tensor<T>&, BlockParams<T>&,     \
                                     double);

@@ -1,9 +1,12 @@
 // Pre-LN ViT block of HA-CM (spec §3.3), identical in encoder and decoder:
 //   x = x + proj(MHA(LN1(x)));  x = x + fc2(GELU(fc1(LN2(x))))
 // LayerNorm eps 1e-5, qkv reshaped (B, N, 3, H, C/H), softmax(q kᵀ · (C/H)^-0.5) over keys,
-// exact-erf GELU, dropouts 0. Linear weights are PyTorch's [out, in].
+// exact-erf GELU, attention dropouts 0. Linear weights are PyTorch's [out, in]. Drop-path
+// (stochastic depth, fine-tuning) enters as optional per-sample scales of the two residual
+// branches.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "reference/checkpoint.h"
 #include "reference/tensor.h"
@@ -91,21 +94,31 @@ Tensor<T> attention_backward(const Tensor<T>& x, const LinearParams<T>& qkv,
                              LinearParams<T>& g_proj);
 
 // ---- Block: x [B, N, C] -> [B, N, C].
+// Drop-path of one block: per-sample scales of the residual branches, [B] each, 0 (dropped) or
+// 1/(1 − p) (kept), so x1 = x + attn·s_attn, y = x1 + mlp·s_mlp. Empty = 1 (eval, rate 0).
+template <class T>
+struct BranchScales {
+  std::vector<T> attn, mlp;
+};
 template <class T>
 struct BlockCache {
   LayerNormCache<T> ln1, ln2;
   Tensor<T> a_in;  // LN1(x)       [B, N, C]
   AttentionCache<T> attn;
-  Tensor<T> x1;    // x + attn     [B, N, C]
-  Tensor<T> m_in;  // LN2(x1)      [B, N, C]
-  Tensor<T> h;     // fc1(m_in)    [B, N, hidden]
-  Tensor<T> act;   // GELU(h)      [B, N, hidden]
+  Tensor<T> x1;            // x + attn     [B, N, C]
+  Tensor<T> m_in;          // LN2(x1)      [B, N, C]
+  Tensor<T> h;             // fc1(m_in)    [B, N, hidden]
+  Tensor<T> act;           // GELU(h)      [B, N, hidden]
+  BranchScales<T> scales;  // the drop-path scales used (empty = none)
 };
 inline constexpr double kLayerNormEps = 1e-5;
+// `scales` (optional): drop-path branch scales, kept in the cache for the backward.
 template <class T>
 Tensor<T> block_forward(const Tensor<T>& x, const BlockParams<T>& p, int heads,
-                        BlockCache<T>* cache = nullptr, double eps = kLayerNormEps);
-// x [B, N, C] (forward input), gout [B, N, C] -> gx [B, N, C]; g accumulated.
+                        BlockCache<T>* cache = nullptr, double eps = kLayerNormEps,
+                        const BranchScales<T>* scales = nullptr);
+// x [B, N, C] (forward input), gout [B, N, C] -> gx [B, N, C]; g accumulated. The drop-path
+// scales of the forward come from the cache.
 template <class T>
 Tensor<T> block_backward(const Tensor<T>& x, const BlockParams<T>& p, int heads,
                          const BlockCache<T>& cache, const Tensor<T>& gout, BlockParams<T>& g,

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/feeder.h"
@@ -74,6 +75,15 @@ ModelShape model_shape(const MethodSpec& m) {
   s.hacm = m.name == "hacm";
   s.joints = s.hacm ? kKeptJoints : kNtuJoints;
   return s;
+}
+
+// The downstream encoder of the method (HA-CM: kept joints + hyperbolic embedding; MAMP: all).
+ref::EncoderConfig encoder_config(const MethodSpec& m) {
+  ref::EncoderConfig ec;
+  ec.heads = int(m.heads);
+  ec.hyperbolic = m.name == "hacm";
+  if (m.name != "hacm") ec.kept.clear();
+  return ec;
 }
 
 // Clips idx -> x5 [B, 3, W, 25, 2] (float, the feeder's output layout); labels [B] if non-null.
@@ -418,10 +428,7 @@ json run_linear(const ReferenceContext& c, const StageSpec& s, const std::string
   const std::string file = c.dataset_file(c.p->dataset);
   Feeder train(file, "train", feeder_config(m, s.vel), true);
   Feeder test(file, "test", feeder_config(m, s.vel), false);
-  ref::EncoderConfig ec;
-  ec.heads = int(m.heads);
-  ec.hyperbolic = m.name == "hacm";
-  if (m.name != "hacm") ec.kept.clear();  // MAMP: every joint
+  ref::EncoderConfig ec = encoder_config(m);
   const ref::EncoderWeights<float> enc = ref::EncoderWeights<float>::load(
       pretrained ? *pretrained
                  : ref::checkpoint_from_arrays<float>(
@@ -521,16 +528,203 @@ json run_linear(const ReferenceContext& c, const StageSpec& s, const std::string
                       {"epochs", s.epochs}});
 }
 
+// ---------------------------------------------------------------------------------------------
+// fine-tuning (finetune / semi / transfer): encoder + head end to end, AdamW with layer-wise lr
+// decay, label smoothing, drop-path and head dropout; checkpointed and resumable like pretraining
+
+// Top-1 / top-5 on the test set: eval forward (no drop-path, no dropout, BN running statistics).
+EvalResult evaluate_finetune(const ReferenceContext& c, const Feeder& test, int64_t B,
+                             const ref::EncoderWeights<float>& enc, const ref::EncoderConfig& ec,
+                             ref::FinetuneHead<float>& head) {
+  int64_t c1 = 0, c5 = 0;
+  for (int64_t i = 0; i < test.size(); i += B) {
+    std::vector<int64_t> idx, lab;
+    for (int64_t j = i; j < std::min(test.size(), i + B); ++j) idx.push_back(j);
+    Tensor<float> tok = ref::encoder_forward(make_batch(c, test, idx, 0, &lab), enc, ec);
+    Tensor<float> logits = ref::finetune_head_forward(ref::finetune_features(tok), head, false);
+    c1 += topk_correct(logits, lab, 1);
+    c5 += topk_correct(logits, lab, 5);
+  }
+  return EvalResult{100.0 * double(c1) / double(test.size()),
+                    100.0 * double(c5) / double(test.size())};
+}
+
+json run_finetune(const ReferenceContext& c, const StageSpec& s, const std::string& tag,
+                  const ReferenceParams* pretrained) {
+  const MethodSpec& m = c.p->method;
+  const DatasetSpec& ds = s.has_dataset ? s.dataset : c.p->dataset;
+  const std::string file = c.dataset_file(ds);
+  Feeder train(file, "train", feeder_config(m, s.vel), true);
+  Feeder test(file, "test", feeder_config(m, s.vel), false);
+  // Semi-supervised subset: drawn once from the protocol seed, class-agnostic, recorded.
+  std::vector<int64_t> pool(static_cast<size_t>(train.size()));
+  for (int64_t i = 0; i < train.size(); ++i) pool[size_t(i)] = i;
+  json extra = json::object();
+  if (s.kind == "semi") {
+    std::vector<int64_t> perm = permutation(train.size(), mix(c.seed, 5000));
+    const int64_t n = std::max<int64_t>(1, int64_t(double(train.size()) * s.fraction));
+    pool.assign(perm.begin(), perm.begin() + n);
+    extra["subset_size"] = n;
+    extra["subset_ids"] = pool;
+  }
+  ref::EncoderConfig ec = encoder_config(m);  // depth filled in by load
+  ref::EncoderWeights<float> enc = ref::EncoderWeights<float>::load(
+      pretrained ? *pretrained
+                 : ref::checkpoint_from_arrays<float>(
+                       init_pretrain_params(model_shape(m), mix(c.seed, 99)), "random init"),
+      ec);
+  const int64_t depth = ec.depth;
+  const int64_t C = train.num_classes(), V = ec.kept.empty() ? kNtuJoints : int64_t(ec.kept.size());
+  const int64_t in = V * m.dim, hidden = 2048;
+  // Head: xavier-uniform fc1 / fc2 from Rng(mix(seed, 111)) (fc1 first), zero biases, BN(1, 0)
+  // with running statistics (0, 1): runner.cpp's draws.
+  ref::FinetuneHead<float> head;
+  {
+    Rng rng(mix(c.seed, 111));
+    auto xavier = [&](int64_t o, int64_t i) {
+      Tensor<float> w({o, i});
+      const double b = std::sqrt(6.0 / double(o + i));
+      for (auto& v : w.data) v = float(rng.uniform(-b, b));
+      return w;
+    };
+    head.fc1 = {xavier(hidden, in), Tensor<float>({hidden}, 0.f)};
+    head.bn = {Tensor<float>({hidden}, 1.f), Tensor<float>({hidden}, 0.f),
+               Tensor<float>({hidden}, 0.f), Tensor<float>({hidden}, 1.f)};
+    head.fc2 = {xavier(C, hidden), Tensor<float>({C}, 0.f)};
+  }
+  ref::EncoderWeights<float> genc = enc.zeros_like();
+  ref::FinetuneHead<float> ghead;
+  ghead.fc1 = {Tensor<float>(head.fc1.w.shape), Tensor<float>(head.fc1.b.shape)};
+  ghead.bn.w = Tensor<float>(head.bn.w.shape);
+  ghead.bn.b = Tensor<float>(head.bn.b.shape);
+  ghead.fc2 = {Tensor<float>(head.fc2.w.shape), Tensor<float>(head.fc2.b.shape)};
+  // Trainable parameters (state_dict names, the runner's "head." prefix) and their gradients;
+  // `all` adds the BN running statistics, which the checkpoint keeps too.
+  Named trainable = enc.named(), grads = genc.named();
+  for (auto [n, p, g] : {std::tuple{"head.fc1.weight", &head.fc1.w, &ghead.fc1.w},
+                         std::tuple{"head.fc1.bias", &head.fc1.b, &ghead.fc1.b},
+                         std::tuple{"head.bn.weight", &head.bn.w, &ghead.bn.w},
+                         std::tuple{"head.bn.bias", &head.bn.b, &ghead.bn.b},
+                         std::tuple{"head.fc2.weight", &head.fc2.w, &ghead.fc2.w},
+                         std::tuple{"head.fc2.bias", &head.fc2.b, &ghead.fc2.b}}) {
+    trainable.emplace_back(n, p);
+    grads.emplace_back(n, g);
+  }
+  Named all = trainable;
+  all.emplace_back("head.bn.running_mean", &head.bn.running_mean);
+  all.emplace_back("head.bn.running_var", &head.bn.running_var);
+  CheckpointedAdamW opt(
+      ref::make_param_refs<float>(trainable, grads, s.weight_decay, s.layer_decay, depth), s.beta1,
+      s.beta2);
+
+  const int64_t N = int64_t(pool.size()), B = std::min<int64_t>(s.batch_size, N);
+  const int64_t steps = std::max<int64_t>(1, N / B);
+  const std::string ckpt = c.seed_dir + "/" + tag + ".ckpt.npz";
+  json curves = {{"loss", json::array()}, {"top1", json::array()}, {"top5", json::array()}};
+  std::vector<EvalResult> evals;
+  CkptMeta meta;
+  meta.curves = curves;
+  if (load_ckpt(ckpt, all, opt, meta)) {
+    std::fprintf(stderr, "[%s] resuming from %s (%lld epochs + %lld steps done)\n", tag.c_str(),
+                 ckpt.c_str(), (long long)meta.epoch, (long long)meta.step);
+    curves = meta.curves;
+    for (size_t i = 0; i < curves["top1"].size(); ++i)
+      evals.push_back({curves["top1"][i].get<double>(), curves["top5"][i].get<double>()});
+  }
+
+  // One training step on batch `it` of epoch e; returns the loss.
+  auto step = [&](int64_t e, int64_t it, const std::vector<int64_t>& order) {
+    std::vector<int64_t> idx, lab;
+    for (int64_t j = it * B; j < std::min(N, (it + 1) * B); ++j)
+      idx.push_back(pool[size_t(order[size_t(j)])]);
+    const uint64_t step_seed = mix(mix(c.seed, 7000 + e), uint64_t(it));
+    Tensor<float> x5 = make_batch(c, train, idx, step_seed, &lab);
+    const double lr = lr_at(double(e) + double(it) / double(steps), s);
+    // Drop-path scales (every block, attn then mlp) then the dropout mask, from one Rng per step
+    // (the runner reseeds torch's generator from the same mix(step_seed, 3); the draws differ).
+    Rng mask_rng(mix(step_seed, 3));
+    const auto drop =
+        ref::drop_path_scales<float>(depth, x5.dim(0) * x5.dim(4), s.drop_path, mask_rng);
+    ref::EncoderCache<float> ecache;
+    Tensor<float> tok = ref::encoder_forward(x5, enc, ec, &ecache, &drop);
+    Tensor<float> mask;
+    if (s.dropout > 0) {
+      mask = ref::dropout_mask<float>(tok.shape, s.dropout, mask_rng);
+      tok = ref::dropout_forward(tok, mask);
+    }
+    // BN in train mode: batch statistics, running statistics updated with momentum 0.1.
+    ref::HeadCache<float> hc;
+    Tensor<float> logits =
+        ref::finetune_head_forward(ref::finetune_features(tok), head, true, 0.1, &hc);
+    Tensor<float> g_logits;
+    const double l = double(ref::cross_entropy(logits, lab, s.label_smoothing, &g_logits));
+    if (!std::isfinite(l)) return l;
+    for (auto& [n, g] : grads) std::fill(g->data.begin(), g->data.end(), 0.f);
+    Tensor<float> gtok = ref::finetune_features_backward(
+        ref::finetune_head_backward(head, hc, true, g_logits, ghead), tok.shape);
+    if (s.dropout > 0) gtok = ref::dropout_backward(mask, gtok);
+    ref::encoder_backward(enc, ec, ecache, gtok, genc);
+    opt.step(lr);
+    return l;
+  };
+
+  auto t0 = Clock::now();
+  int64_t steps_here = 0;
+  for (int64_t e = meta.epoch; e < s.epochs; ++e) {
+    std::vector<int64_t> order = permutation(N, mix(c.seed, 6000 + e));
+    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps,
+                 c.progress);
+    double sum = meta.partial_sum;
+    const int64_t first = meta.step;
+    bar.tick(first);
+    for (int64_t it = first; it < steps; ++it) {
+      if (c.stop && c.stop()) {  // checkpoint mid-epoch; the rerun continues at this step
+        bar.finish();
+        meta.epoch = e, meta.step = it, meta.partial_sum = sum, meta.curves = curves;
+        save_ckpt(ckpt, all, opt, meta);
+        std::fprintf(stderr, "[%s] stopped by signal; checkpoint written to %s\n", tag.c_str(),
+                     ckpt.c_str());
+        throw RunStopped();
+      }
+      const double l = step(e, it, order);
+      check_finite(l, tag, e, it, fs::exists(ckpt) ? ckpt : "(no checkpoint yet in this stage)");
+      sum += l;
+      ++steps_here;
+      bar.set_note("loss " + fmt("%.4f", l));
+      bar.tick();
+    }
+    bar.finish();
+    const double mean_loss = sum / double(steps);
+    curves["loss"].push_back(mean_loss);
+    if ((e + 1) % s.eval_every == 0 || e + 1 == s.epochs) {
+      EvalResult r = evaluate_finetune(c, test, B, enc, ec, head);
+      evals.push_back(r);
+      curves["top1"].push_back(r.top1);
+      curves["top5"].push_back(r.top5);
+      std::fprintf(stderr,
+                   "[%s] epoch %lld: loss %.4f, test top-1 %.2f %%, top-5 %.2f %% (reference)\n",
+                   tag.c_str(), (long long)e + 1, mean_loss, r.top1, r.top5);
+    }
+    meta.epoch = e + 1, meta.step = 0, meta.partial_sum = 0, meta.curves = curves;
+    if (e + 1 == s.epochs || (s.checkpoint_every > 0 && (e + 1) % s.checkpoint_every == 0))
+      save_ckpt(ckpt, all, opt, meta);
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  extra["from"] = s.from;
+  extra["batch_size"] = B;
+  extra["epochs"] = s.epochs;
+  extra["steps_per_epoch"] = steps;
+  extra["checkpoint"] = ckpt;
+  if (steps_here > 0) extra["step_ms"] = 1e3 * secs / double(steps_here);
+  if (s.has_dataset) extra["dataset"] = file;
+  return finish_eval(curves, evals, s.kind.c_str(), secs, extra);
+}
+
 }  // namespace
 
 void check_reference_protocol(const Protocol& p) {
-  for (size_t i = 0; i < p.stages.size(); ++i) {
-    const std::string& k = p.stages[i].kind;
-    if (k != "pretrain" && k != "linear")
-      throw InputError(p.path + ": stages[" + std::to_string(i) + "].kind: \"" + k +
-                       "\" is not available with backend \"reference\" yet (it trains "
-                       "\"pretrain\" and \"linear\"); use backend \"accelerated\"");
-  }
+  // Every stage kind trains on the reference (pretrain, linear, finetune, semi, transfer); what
+  // remains refused is the device.
   if (p.device == "cuda")
     throw InputError(p.path +
                      ": device: \"cuda\" cannot be used with backend \"reference\" (Eigen, "
@@ -550,7 +744,8 @@ json run_reference_stage(const ReferenceContext& c, const StageSpec& s, const st
     if (c.p->random_baseline) r["linear_random"] = run_linear(c, s, tag + "_random", nullptr);
     return r;
   }
-  check_reference_protocol(*c.p);  // throws for the stage kinds not available
+  if (s.kind == "finetune" || s.kind == "semi" || s.kind == "transfer")
+    return run_finetune(c, s, tag, have_pretrained && s.from == "pretrain" ? &pretrained : nullptr);
   throw InputError(c.p->path + ": stage kind \"" + s.kind +
                    "\" is not available with the reference");
 }

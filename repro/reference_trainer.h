@@ -1,12 +1,15 @@
 // Protocol stages on the Eigen reference backend (`"backend": "reference"`): pretraining (HA-CM
-// released / corrected, MAMP) and the linear probe, in float (the reference's float
-// instantiation), single-threaded and deterministic. Same data, seeds, checkpoint format and
-// resume semantics as the accelerated stages of runner.cpp:
+// released / corrected, MAMP), the linear probe and fine-tuning (finetune / semi / transfer), in
+// float (the reference's float instantiation), single-threaded and deterministic. Same data, seeds,
+// checkpoint format and resume semantics as the accelerated stages of runner.cpp:
 //  * batches from Feeder::get_batch, per-epoch permutations and per-step seeds derived from
 //    (seed, epoch, step), masking uniforms from our Rng, so both backends see the same numbers;
-//  * pretraining checkpoint `<seed_dir>/<tag>.ckpt.npz`: parameters by state_dict name, the AdamW
-//    state as optim.exp_avg.<name> / optim.exp_avg_sq.<name> / optim.step, progress as meta.*,
-//    written atomically; a stop request checkpoints mid-epoch and a rerun continues bitwise;
+//  * pretraining and fine-tuning checkpoint `<seed_dir>/<tag>.ckpt.npz`: parameters by state_dict
+//    name (fine-tuning: encoder names + head.fc1 / head.bn (with running statistics) / head.fc2),
+//    the AdamW state as optim.exp_avg.<name> / optim.exp_avg_sq.<name> / optim.step, progress
+//    and curves as meta.*; a stop request checkpoints mid-epoch and a rerun continues bitwise;
+//  * fine-tuning's drop-path / dropout masks come from Rng(mix(step_seed, 3)), so a resumed run
+//    draws the same masks (the accelerated runner's torch generator draws different ones);
 //  * the linear probe keeps no checkpoint (a stopped probe restarts at its first epoch).
 // This file is torch-free: the runner passes its dataset resolver and stop flag in.
 #pragma once
@@ -35,8 +38,8 @@ struct ReferenceContext {
 // Parameters handed from the pretraining stage to the following stages.
 using ReferenceParams = ref::Checkpoint<float>;
 
-// Throws InputError (naming the file and stage) for what the reference cannot train yet
-// (finetune / semi / transfer). Called before any work.
+// Throws InputError (naming the file and key) for what the reference cannot run: every stage
+// kind trains, `device: "cuda"` is refused. Called before any work.
 void check_reference_protocol(const Protocol& p);
 
 // One stage. `pretrained` is filled by a pretrain stage and read by the later ones

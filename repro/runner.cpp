@@ -11,6 +11,7 @@
 #include <torch/version.h>
 #include <unistd.h>
 
+#include <Eigen/Core>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -611,6 +612,21 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
   return finish_eval(curves, evals, s.kind.c_str(), secs, extra);
 }
 
+json library_versions() {
+  char eigen[32];
+  std::snprintf(eigen, sizeof eigen, "%d.%d.%d", EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION,
+                EIGEN_MINOR_VERSION);
+  json v = {{"torch", TORCH_VERSION},
+            {"eigen", eigen},
+            {"nlohmann_json", std::to_string(NLOHMANN_JSON_VERSION_MAJOR) + "." +
+                                  std::to_string(NLOHMANN_JSON_VERSION_MINOR) + "." +
+                                  std::to_string(NLOHMANN_JSON_VERSION_PATCH)},
+            {"compiler", __VERSION__},
+            {"torch_threads", at::get_num_threads()}};
+  if (at::hasCUDA()) v["cuda_device_count"] = at::detail::getCUDAHooks().deviceCount();
+  return v;
+}
+
 std::string git_commit() {
   std::string cmd =
       std::string("git -C '") + HACM_SOURCE_DIR + "' rev-parse --short HEAD 2>/dev/null";
@@ -668,7 +684,7 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
                  {"backend", p.backend},
                  {"device", c.dev.is_cuda() ? "cuda" : "cpu"},
                  {"threads", c.threads},
-                 {"versions", {{"torch", TORCH_VERSION}}},
+                 {"versions", library_versions()},
                  {"seeds", p.seeds},
                  {"runs", json::array()}};
   auto t_all = Clock::now();

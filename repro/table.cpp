@@ -122,6 +122,14 @@ void add_table_command_impl(CLI::App& app) {
         continue;
       }
       if (!r.contains("runs") || !r.contains("protocol_json")) continue;
+      // Links are relative to the table's directory, so they work where TABLE.md is read.
+      std::string link;
+      if (r.contains("protocol_file")) {
+        std::error_code ec;
+        fs::path rel = fs::relative(fs::absolute(r["protocol_file"].get<std::string>()),
+                                    fs::absolute(o->dir), ec);
+        link = ec ? r["protocol_file"].get<std::string>() : rel.string();
+      }
       const json& pj = r["protocol_json"];
       std::string method = pj.contains("method") ? pj["method"].value("name", "hacm") : "hacm";
       std::string label =
@@ -144,12 +152,12 @@ void add_table_command_impl(CLI::App& app) {
         columns.insert(col);
         rows[label][col] = Cell{f2(mf) + " (max " + f2(mm) + ")" +
                                     (fin.size() > 1 ? " n=" + std::to_string(fin.size()) : ""),
-                                r.value("protocol_file", "")};
+                                link};
         const json& s0 = r["runs"][0]["stages"][i];
         if (s0.contains("linear_random")) {
           columns.insert(col);
           rows["random-init encoder (ours)"][col] =
-              Cell{f2(s0["linear_random"]["top1_final"]), r.value("protocol_file", "")};
+              Cell{f2(s0["linear_random"]["top1_final"]), link};
         }
       }
     }

@@ -33,8 +33,8 @@ errors)
   echo '{"dataset": {"kind": "npz", "name": "ntu60", "path": "'"$T"'/none.npz"}, "stages": [{"kind": "pretrain"}]}' >"$T/missing.json"
   expect 2 "repro prepare ntu60" -- "$REPRO" run "$T/missing.json"
   expect 2 "" -- "$REPRO" run "$T/does-not-exist.json"
-  echo '{"dataset": {"kind": "synthetic"}, "backend": "reference", "stages": [{"kind": "finetune"}]}' >"$T/refft.json"
-  expect 2 "stages[0].kind: \"finetune\" is not available with backend \"reference\"" -- "$REPRO" run "$T/refft.json"
+  echo '{"dataset": {"kind": "synthetic"}, "backend": "reference", "device": "cuda", "stages": [{"kind": "finetune"}]}' >"$T/refft.json"
+  expect 2 "device: \"cuda\" cannot be used with backend \"reference\"" -- "$REPRO" run "$T/refft.json"
   expect 0 "" -- "$REPRO" run "$SRC/protocols/quickstart.json" --validate
   for f in "$SRC"/protocols/*.json; do
     # Every shipped protocol is valid apart from its (absent) dataset files.
@@ -49,7 +49,7 @@ errors)
   [ -z "$(ls "$T/o" 2>/dev/null)" ] && ok "no partial output after a failed prepare" || bad "partial output left in $T/o: $(ls "$T/o")"
   ;;
 run)
-  for p in tiny_linear tiny_corrected_mamp tiny_mamp tiny_reference; do
+  for p in tiny_linear tiny_corrected_mamp tiny_mamp tiny_reference tiny_reference_finetune tiny_transfer; do
     expect 0 "" -- "$REPRO" run "$SRC/protocols/test/$p.json" --work "$T/w_$p" --results "$T/r_$p" --no-progress
     f=$(ls "$T/r_$p"/*.json 2>/dev/null | head -1)
     if [ -n "$f" ] && grep -q '"top1_final"' "$f" && grep -q '"protocol_sha256"' "$f"; then ok "$p result $f"; else bad "$p: no result with top1_final"; fi
