@@ -40,24 +40,9 @@ std::vector<std::pair<std::string, Tensor<T>*>> EncoderWeights<T>::named() {
   r.emplace_back("joints_embed.proj.bias", &conv_b);
   r.emplace_back("pos_embed", &pos);
   r.emplace_back("temp_embed", &temp);
-  for (size_t i = 0; i < blocks.size(); ++i) {
-    const std::string n = "blocks." + std::to_string(i);
-    BlockParams<T>& b = blocks[i];
-    r.emplace_back(n + ".norm1.weight", &b.norm1.w);
-    r.emplace_back(n + ".norm1.bias", &b.norm1.b);
-    r.emplace_back(n + ".attn.qkv.weight", &b.qkv.w);
-    r.emplace_back(n + ".attn.qkv.bias", &b.qkv.b);
-    r.emplace_back(n + ".attn.proj.weight", &b.proj.w);
-    r.emplace_back(n + ".attn.proj.bias", &b.proj.b);
-    r.emplace_back(n + ".norm2.weight", &b.norm2.w);
-    r.emplace_back(n + ".norm2.bias", &b.norm2.b);
-    r.emplace_back(n + ".mlp.fc1.weight", &b.fc1.w);
-    r.emplace_back(n + ".mlp.fc1.bias", &b.fc1.b);
-    r.emplace_back(n + ".mlp.fc2.weight", &b.fc2.w);
-    r.emplace_back(n + ".mlp.fc2.bias", &b.fc2.b);
-  }
-  r.emplace_back("norm.weight", &norm.w);
-  r.emplace_back("norm.bias", &norm.b);
+  for (size_t i = 0; i < blocks.size(); ++i)
+    append_named(r, "blocks." + std::to_string(i), blocks[i]);
+  append_named(r, "norm", norm);
   return r;
 }
 

@@ -63,38 +63,23 @@ MampWeights<T> MampWeights<T>::load(const Checkpoint<T>& ck, MampConfig& cfg) {
 
 template <class T>
 std::vector<std::pair<std::string, Tensor<T>*>> MampWeights<T>::named() {
-  std::vector<std::pair<std::string, Tensor<T>*>> r;
+  NamedTensors<T> r;
   auto add = [&r](const std::string& n, Tensor<T>& t) { r.emplace_back(n, &t); };
-  auto add_lin = [&](const std::string& n, LinearParams<T>& p) {
-    add(n + ".weight", p.w);
-    if (p.b.numel()) add(n + ".bias", p.b);
-  };
-  auto add_ln = [&](const std::string& n, LayerNormParams<T>& p) {
-    add(n + ".weight", p.w);
-    add(n + ".bias", p.b);
-  };
-  auto add_block = [&](const std::string& n, BlockParams<T>& b) {
-    add_ln(n + ".norm1", b.norm1);
-    add_lin(n + ".attn.qkv", b.qkv);
-    add_lin(n + ".attn.proj", b.proj);
-    add_ln(n + ".norm2", b.norm2);
-    add_lin(n + ".mlp.fc1", b.fc1);
-    add_lin(n + ".mlp.fc2", b.fc2);
-  };
+  auto add_params = [&r](const std::string& n, auto& p) { append_named(r, n, p); };
   add("joints_embed.proj.weight", conv_w);
   add("joints_embed.proj.bias", conv_b);
   add("pos_embed", pos);
   add("temp_embed", temp);
-  for (size_t i = 0; i < blocks.size(); ++i) add_block("blocks." + std::to_string(i), blocks[i]);
-  add_ln("norm", norm);
-  add_lin("decoder_embed", decoder_embed);
+  for (size_t i = 0; i < blocks.size(); ++i) add_params("blocks." + std::to_string(i), blocks[i]);
+  add_params("norm", norm);
+  add_params("decoder_embed", decoder_embed);
   add("mask_token", mask_token);
   for (size_t j = 0; j < decoder_blocks.size(); ++j)
-    add_block("decoder_blocks." + std::to_string(j), decoder_blocks[j]);
-  add_ln("decoder_norm", decoder_norm);
+    add_params("decoder_blocks." + std::to_string(j), decoder_blocks[j]);
+  add_params("decoder_norm", decoder_norm);
   add("decoder_pos_embed", decoder_pos);
   add("decoder_temp_embed", decoder_temp);
-  add_lin("decoder_pred", decoder_pred);
+  add_params("decoder_pred", decoder_pred);
   return r;
 }
 

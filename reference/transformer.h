@@ -42,6 +42,30 @@ BlockParams<T> load_block(const Checkpoint<T>& ck, const std::string& prefix, in
 // Zero tensors of the same shapes (gradient accumulators).
 template <class T>
 BlockParams<T> zeros_like(const BlockParams<T>& p);
+// (state_dict name, tensor) lists, in PyTorch's parameter order: the `named()` of every model's
+// weights is built from these, so the naming of a block lives in one place.
+template <class T>
+using NamedTensors = std::vector<std::pair<std::string, Tensor<T>*>>;
+template <class T>
+void append_named(NamedTensors<T>& r, const std::string& prefix, LinearParams<T>& p) {
+  r.emplace_back(prefix + ".weight", &p.w);
+  if (p.b.numel()) r.emplace_back(prefix + ".bias", &p.b);
+}
+template <class T>
+void append_named(NamedTensors<T>& r, const std::string& prefix, LayerNormParams<T>& p) {
+  r.emplace_back(prefix + ".weight", &p.w);
+  r.emplace_back(prefix + ".bias", &p.b);
+}
+template <class T>
+void append_named(NamedTensors<T>& r, const std::string& prefix, BlockParams<T>& b) {
+  append_named(r, prefix + ".norm1", b.norm1);
+  append_named(r, prefix + ".attn.qkv", b.qkv);
+  append_named(r, prefix + ".attn.proj", b.proj);
+  append_named(r, prefix + ".norm2", b.norm2);
+  append_named(r, prefix + ".mlp.fc1", b.fc1);
+  append_named(r, prefix + ".mlp.fc2", b.fc2);
+}
+
 // Adds "prefix.norm1.weight", ... to a name -> tensor map (e.g. to export gradients).
 template <class T>
 void export_block(const BlockParams<T>& p, const std::string& prefix,

@@ -23,6 +23,7 @@
 #include "reference/hacm_model.h"
 #include "reference/mamp.h"
 #include "reference/optim.h"
+#include "repro/run_common.h"
 #include "repro/runner.h"
 
 namespace fs = std::filesystem;
@@ -36,45 +37,9 @@ using ref::Tensor;
 using Clock = std::chrono::steady_clock;
 using Named = std::vector<std::pair<std::string, Tensor<float>*>>;
 
-// Seed mixing and shuffles: the same functions as runner.cpp, so both backends draw the same
-// batches, crops, rotations and masking uniforms for a given (seed, epoch, step).
-uint64_t mix(uint64_t a, uint64_t b) {
-  return (a * 0x9e3779b97f4a7c15ULL) ^ (b + 0x632be59bd9b4e019ULL + (a << 6) + (a >> 2));
-}
-
-std::vector<int64_t> permutation(int64_t n, uint64_t seed) {
-  std::vector<int64_t> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = i;
-  Rng rng(seed);
-  for (int64_t i = n - 1; i > 0; --i)
-    std::swap(v[size_t(i)], v[size_t(rng.below(uint64_t(i + 1)))]);
-  return v;
-}
-
-// accel::cosine_lr (ref::lr_at plus its epochs <= warmup guard).
+// The stage's lr at fractional epoch e (ref::lr_at = accel::cosine_lr).
 double lr_at(double e, const StageSpec& s) {
-  if (e >= s.warmup_epochs && double(s.epochs) <= s.warmup_epochs) return s.lr;
   return ref::lr_at(e, s.lr, s.min_lr, s.warmup_epochs, double(s.epochs));
-}
-
-FeederConfig feeder_config(const MethodSpec& m, bool vel) {
-  FeederConfig f;
-  f.window = int(m.frames);
-  f.vel = vel;
-  return f;
-}
-
-ModelShape model_shape(const MethodSpec& m) {
-  ModelShape s;
-  s.dim = s.decoder_dim = m.dim;
-  s.depth = m.depth;
-  s.decoder_depth = m.decoder_depth;
-  s.mlp_ratio = m.mlp_ratio;
-  s.frames = m.frames;
-  s.t_patch = m.t_patch;
-  s.hacm = m.name == "hacm";
-  s.joints = s.hacm ? kKeptJoints : kNtuJoints;
-  return s;
 }
 
 // The downstream encoder of the method (HA-CM: kept joints + hyperbolic embedding; MAMP: all).
@@ -104,20 +69,6 @@ Tensor<float> uniforms(int64_t rows, int64_t cols, uint64_t seed) {
   Rng rng(seed);
   for (auto& v : t.data) v = float(rng.uniform());
   return t;
-}
-
-std::string fmt(const char* f, double a) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, a);
-  return b;
-}
-
-void check_finite(double loss, const std::string& stage, int64_t epoch, int64_t step,
-                  const std::string& ckpt) {
-  if (std::isfinite(loss)) return;
-  throw std::runtime_error(stage + ": loss became " + (std::isnan(loss) ? "NaN" : "Inf") +
-                           " at epoch " + std::to_string(epoch) + " step " + std::to_string(step) +
-                           "; stopped. The last good checkpoint is kept: " + ckpt);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -236,24 +187,12 @@ struct MampModel : PretrainModel {
 // ---------------------------------------------------------------------------------------------
 // checkpoints (runner.cpp's format: params, optim.*, meta.*; one npz written atomically)
 
-struct CkptMeta {
-  int64_t epoch = 0;       // epochs completed
-  int64_t step = 0;        // steps completed in epoch `epoch` (a checkpoint taken on a stop)
-  double partial_sum = 0;  // loss sum of those steps
-  json curves = json::object();
-};
-
 void save_ckpt(const std::string& path, const Named& params, const CheckpointedAdamW& opt,
                const CkptMeta& meta) {
   std::map<std::string, NdArray> out;
   for (const auto& [k, t] : params) out[k] = ref::to_ndarray(*t);  // float32 on disk: exact
   opt.save(out, "optim.");
-  out["meta.epoch"] = NdArray::from<int64_t>({}, &meta.epoch);
-  out["meta.step"] = NdArray::from<int64_t>({}, &meta.step);
-  out["meta.partial_sum"] = NdArray::from<double>({}, &meta.partial_sum);
-  std::string js = meta.curves.dump();
-  out["meta.curves_json"] =
-      NdArray::from<uint8_t>({int64_t(js.size())}, reinterpret_cast<const uint8_t*>(js.data()));
+  write_meta(out, meta);
   npz_save(path, out);
 }
 
@@ -271,14 +210,7 @@ bool load_ckpt(const std::string& path, const Named& params, CheckpointedAdamW& 
     *t = ref::from_ndarray<float>(it->second);
   }
   opt.load(in, "optim.", path);
-  for (const char* k : {"meta.epoch", "meta.step", "meta.partial_sum", "meta.curves_json"})
-    if (!in.count(k)) throw InputError(path + ": checkpoint lacks " + k);
-  meta.epoch = in.at("meta.epoch").at_i64(0);
-  meta.step = in.at("meta.step").at_i64(0);
-  meta.partial_sum = in.at("meta.partial_sum").at_f64(0);
-  const NdArray& cj = in.at("meta.curves_json");
-  meta.curves =
-      json::parse(std::string(reinterpret_cast<const char*>(cj.bytes), size_t(cj.numel())));
+  read_meta(in, path, meta);
   return true;
 }
 
@@ -388,10 +320,6 @@ json run_pretrain(const ReferenceContext& c, const StageSpec& s, const std::stri
 // ---------------------------------------------------------------------------------------------
 // linear probe: frozen encoder, BatchNorm1d(affine=False) + fc, SGD with momentum
 
-struct EvalResult {
-  double top1 = 0, top5 = 0;
-};
-
 // Top-k hits of logits [N, K]: the label's logit has fewer than k strictly larger ones.
 int64_t topk_correct(const Tensor<float>& logits, const std::vector<int64_t>& labels, int64_t k) {
   const int64_t N = logits.dim(0), K = logits.dim(1);
@@ -404,22 +332,6 @@ int64_t topk_correct(const Tensor<float>& logits, const std::vector<int64_t>& la
     hits += above < k;
   }
   return hits;
-}
-
-json finish_eval(json curves, const std::vector<EvalResult>& evals, const char* kind, double secs,
-                 const json& extra) {
-  json r = {{"kind", kind}, {"curves", curves}, {"wall_s", secs}};
-  if (!evals.empty()) {
-    double mx = 0;
-    for (const auto& e : evals) mx = std::max(mx, e.top1);
-    r["top1_final"] = evals.back().top1;
-    r["top5_final"] = evals.back().top5;
-    r["top1_max"] = mx;
-    r["top1_max_note"] =
-        "best epoch on the test set (the authors' convention; no validation split)";
-  }
-  for (auto it = extra.begin(); it != extra.end(); ++it) r[it.key()] = it.value();
-  return r;
 }
 
 json run_linear(const ReferenceContext& c, const StageSpec& s, const std::string& tag,

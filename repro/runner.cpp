@@ -35,6 +35,7 @@
 #include "core/rng.h"
 #include "core/skeleton.h"
 #include "repro/reference_trainer.h"
+#include "repro/run_common.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -73,19 +74,6 @@ struct Ctx {
   std::string seed_dir;
 };
 
-uint64_t mix(uint64_t a, uint64_t b) {
-  return (a * 0x9e3779b97f4a7c15ULL) ^ (b + 0x632be59bd9b4e019ULL + (a << 6) + (a >> 2));
-}
-
-std::vector<int64_t> permutation(int64_t n, uint64_t seed) {
-  std::vector<int64_t> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = i;
-  Rng rng(seed);
-  for (int64_t i = n - 1; i > 0; --i)
-    std::swap(v[size_t(i)], v[size_t(rng.below(uint64_t(i + 1)))]);
-  return v;
-}
-
 // The npz a dataset spec refers to (generating the synthetic set into the work dir once).
 std::string dataset_file(const Ctx& c, const DatasetSpec& d) {
   if (d.kind == "npz") return d.path;
@@ -103,13 +91,6 @@ std::string dataset_file(const Ctx& c, const DatasetSpec& d) {
     prepare_synthetic(po);
   }
   return file;
-}
-
-FeederConfig feeder_config(const MethodSpec& m, bool vel) {
-  FeederConfig f;
-  f.window = int(m.frames);
-  f.vel = vel;
-  return f;
 }
 
 // Clips idx -> x5 [B, 3, W, 25, 2] on the device; labels [B] int64 on the device.
@@ -131,19 +112,6 @@ at::Tensor uniform_tensor(std::vector<int64_t> shape, uint64_t seed, const at::D
   return t.to(dev);
 }
 
-ModelShape model_shape(const MethodSpec& m) {
-  ModelShape s;
-  s.dim = s.decoder_dim = m.dim;
-  s.depth = m.depth;
-  s.decoder_depth = m.decoder_depth;
-  s.mlp_ratio = m.mlp_ratio;
-  s.frames = m.frames;
-  s.t_patch = m.t_patch;
-  s.hacm = m.name == "hacm";
-  s.joints = s.hacm ? kKeptJoints : kNtuJoints;
-  return s;
-}
-
 StateDict to_params(const std::map<std::string, NdArray>& arrays, const at::Device& dev) {
   StateDict sd;
   for (const auto& [k, a] : arrays) {
@@ -157,24 +125,12 @@ StateDict to_params(const std::map<std::string, NdArray>& arrays, const at::Devi
 // ---------------------------------------------------------------------------------------------
 // checkpoints: one npz, written atomically (NpzWriter renames a temporary file).
 
-struct CkptMeta {
-  int64_t epoch = 0;       // epochs completed
-  int64_t step = 0;        // steps completed in epoch `epoch` (a checkpoint taken on a signal)
-  double partial_sum = 0;  // loss sum of those steps
-  json curves = json::object();
-};
-
 void save_checkpoint(const std::string& path, const StateDict& params, const accel::Optimizer& opt,
                      const CkptMeta& meta) {
   std::map<std::string, NdArray> out;
   for (const auto& [k, v] : params) out[k] = accel::to_ndarray(v);
   opt.save(out, "optim.");
-  out["meta.epoch"] = NdArray::from<int64_t>({}, &meta.epoch);
-  out["meta.step"] = NdArray::from<int64_t>({}, &meta.step);
-  out["meta.partial_sum"] = NdArray::from<double>({}, &meta.partial_sum);
-  std::string js = meta.curves.dump();
-  out["meta.curves_json"] =
-      NdArray::from<uint8_t>({int64_t(js.size())}, reinterpret_cast<const uint8_t*>(js.data()));
+  write_meta(out, meta);
   npz_save(path, out);
 }
 
@@ -189,27 +145,8 @@ bool load_checkpoint(const std::string& path, StateDict& params, accel::Optimize
     v.copy_(accel::to_tensor(it->second, v.scalar_type()));
   }
   opt.load(in, "optim.");
-  meta.epoch = in.at("meta.epoch").at_i64(0);
-  meta.step = in.at("meta.step").at_i64(0);
-  meta.partial_sum = in.at("meta.partial_sum").at_f64(0);
-  const NdArray& cj = in.at("meta.curves_json");
-  meta.curves =
-      json::parse(std::string(reinterpret_cast<const char*>(cj.bytes), size_t(cj.numel())));
+  read_meta(in, path, meta);
   return true;
-}
-
-std::string fmt(const char* f, double a) {
-  char b[64];
-  std::snprintf(b, sizeof b, f, a);
-  return b;
-}
-
-void check_finite(double loss, const std::string& stage, int64_t epoch, int64_t step,
-                  const std::string& ckpt) {
-  if (std::isfinite(loss)) return;
-  throw std::runtime_error(stage + ": loss became " + (std::isnan(loss) ? "NaN" : "Inf") +
-                           " at epoch " + std::to_string(epoch) + " step " + std::to_string(step) +
-                           "; stopped. The last good checkpoint is kept: " + ckpt);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -344,10 +281,6 @@ StateDict encoder_params(const Ctx& c, const StateDict* pretrained, uint64_t ini
   return enc;
 }
 
-struct EvalResult {
-  double top1 = 0, top5 = 0;
-};
-
 // After a training epoch of a downstream stage: record the mean loss and, every eval_every
 // epochs and at the last one, evaluate on the test set and record top-1 / top-5.
 template <class Eval>
@@ -361,22 +294,6 @@ void end_epoch(const StageSpec& s, const std::string& tag, int64_t e, double mea
   curves["top5"].push_back(r.top5);
   std::fprintf(stderr, "[%s] epoch %lld: loss %.4f, test top-1 %.2f %%, top-5 %.2f %%\n",
                tag.c_str(), (long long)e + 1, mean_loss, r.top1, r.top5);
-}
-
-json finish_eval(json curves, const std::vector<EvalResult>& evals, const char* kind, double secs,
-                 const json& extra = json::object()) {
-  json r = {{"kind", kind}, {"curves", curves}, {"wall_s", secs}};
-  if (!evals.empty()) {
-    double mx = 0;
-    for (const auto& e : evals) mx = std::max(mx, e.top1);
-    r["top1_final"] = evals.back().top1;
-    r["top5_final"] = evals.back().top5;
-    r["top1_max"] = mx;
-    r["top1_max_note"] =
-        "best epoch on the test set (the authors' convention; no validation split)";
-  }
-  for (auto it = extra.begin(); it != extra.end(); ++it) r[it.key()] = it.value();
-  return r;
 }
 
 // The resumable epoch loop of the downstream stages (linear probe, fine-tuning): per-epoch
