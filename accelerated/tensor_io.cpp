@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/npz.h"
+#include "core/rng.h"
 
 namespace hacm::accel {
 
@@ -75,6 +76,14 @@ void save_state_dict(const std::string& path, const StateDict& sd) {
   std::map<std::string, NdArray> arrays;
   for (const auto& [k, v] : sd) arrays[k] = to_ndarray(v);
   npz_save(path, arrays);
+}
+
+at::Tensor rng_uniform(const std::vector<int64_t>& shape, uint64_t seed, c10::Device device) {
+  at::Tensor t = at::empty(shape, at::kFloat);
+  Rng rng(seed);
+  float* p = t.data_ptr<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(rng.uniform());
+  return t.to(device);
 }
 
 }  // namespace hacm::accel

@@ -2,9 +2,12 @@
 // format: an npz whose member names are PyTorch state_dict names (blocks.0.attn.qkv.weight, ...).
 #pragma once
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/ndarray.h"
 
@@ -20,5 +23,8 @@ NdArray to_ndarray(const at::Tensor& t);
 // Every member of a checkpoint npz, converted to `dtype` (integer members keep int64).
 StateDict load_state_dict(const std::string& path, c10::ScalarType dtype);
 void save_state_dict(const std::string& path, const StateDict& sd);
+// A float32 tensor of `shape` on `device` holding float(U[0,1)) drawn in row-major order from
+// our Rng(seed): the masking uniforms of the runner, identical for both backends on any machine.
+at::Tensor rng_uniform(const std::vector<int64_t>& shape, uint64_t seed, c10::Device device);
 
 }  // namespace hacm::accel

@@ -80,6 +80,7 @@ class Feeder {
   int num_classes() const { return k_; }
   int window() const { return cfg_.window; }
   bool train() const { return train_; }
+  const FeederConfig& config() const { return cfg_; }
   int64_t label(int64_t i) const { return labels_[size_t(i)]; }
   int64_t valid(int64_t i) const { return valid_[size_t(i)]; }
   const float* clip(int64_t i) const { return x_.data<float>() + i * t_ * 150; }  // [T][150]

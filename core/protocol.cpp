@@ -200,6 +200,9 @@ Protocol parse_protocol(const nlohmann::json& j, const std::string& file) {
                              : parse_method(nlohmann::json::object(), file, p.dataset.name);
   p.backend = r.str("backend", "accelerated", {"reference", "accelerated"});
   p.device = r.str("device", "auto", {"cpu", "cuda", "auto"});
+  p.data_device = r.str("data_device", "auto", {"host", "device", "auto"});
+  if (p.backend == "reference" && p.data_device == "device")
+    r.fail("the reference backend reads clips on the host only", "data_device");
   p.threads = int(r.integer("threads", 0, 0, 1024));
   p.random_baseline = r.boolean("random_baseline", false);
   if (r.has("seeds")) {

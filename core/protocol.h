@@ -58,6 +58,7 @@ struct Protocol {
   MethodSpec method;
   std::string backend = "accelerated";  // reference | accelerated
   std::string device = "auto";          // cpu | cuda | auto
+  std::string data_device = "auto";  // where clips live and are transformed: host | device | auto
   std::vector<uint64_t> seeds = {0};
   int threads = 0;               // data-loading threads (0 = all cores)
   bool random_baseline = false;  // also run the linear probe on a random-init encoder

@@ -63,7 +63,7 @@ Tensor<float> make_batch(const ReferenceContext& c, const Feeder& f,
   return x;
 }
 
-// uniform_tensor of runner.cpp: [rows, cols] float(U[0,1)) from Rng(seed), row-major.
+// accel::rng_uniform (accelerated/tensor_io.h): [rows, cols] float(U[0,1)) from Rng(seed), row-major.
 Tensor<float> uniforms(int64_t rows, int64_t cols, uint64_t seed) {
   Tensor<float> t({rows, cols});
   Rng rng(seed);

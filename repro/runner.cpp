@@ -20,9 +20,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <thread>
 
 #include "accelerated/downstream.h"
+#include "accelerated/feeder.h"
 #include "accelerated/hacm.h"
 #include "accelerated/mamp.h"
 #include "accelerated/train.h"
@@ -70,6 +72,7 @@ struct Ctx {
   RunOptions opt;
   at::Device dev = at::kCPU;
   int threads = 1;
+  bool device_data = false;  // clips resident on c.dev (accelerated/feeder.h)
   uint64_t seed = 0;
   std::string seed_dir;
 };
@@ -93,24 +96,40 @@ std::string dataset_file(const Ctx& c, const DatasetSpec& d) {
   return file;
 }
 
-// Clips idx -> x5 [B, 3, W, 25, 2] on the device; labels [B] int64 on the device.
-at::Tensor make_batch(const Ctx& c, const Feeder& f, const std::vector<int64_t>& idx, uint64_t seed,
-                      at::Tensor* labels) {
-  const int64_t B = int64_t(idx.size()), W = f.window();
-  at::Tensor x = at::empty({B, 3, W, 25, 2}, at::kFloat);
-  std::vector<int64_t> lab(static_cast<size_t>(B));
-  f.get_batch(idx.data(), B, seed, x.data_ptr<float>(), lab.data(), c.threads);
-  if (labels) *labels = at::tensor(lab, at::TensorOptions().dtype(at::kLong)).to(c.dev);
-  return x.to(c.dev);
-}
+// A split served as model batches x5 [B, 3, W, 25, 2] on the run's device (labels [B] int64
+// there too): transformed on the host by the threaded feeder, or, with data_device "device" (the
+// default on CUDA), by the device-resident feeder (accelerated/feeder.h; the same batches, no
+// per-step clip work on the host and no host-to-device copy of the batch).
+class Batches {
+ public:
+  Batches(const Ctx& c, const std::string& file, const std::string& split, const FeederConfig& cfg,
+          bool train)
+      : c_(c), host_(file, split, cfg, train) {
+    if (c.device_data) {
+      device_ = std::make_unique<accel::DeviceFeeder>(host_, c.dev);
+      std::fprintf(stderr, "[data] %s split resident on %s (%.2f GiB)\n", split.c_str(),
+                   c.dev.str().c_str(), double(device_->resident_bytes()) / double(1 << 30));
+    }
+  }
+  Batches(const Batches&) = delete;
+  Batches& operator=(const Batches&) = delete;
+  int64_t size() const { return host_.size(); }
+  int num_classes() const { return host_.num_classes(); }
+  at::Tensor get(const std::vector<int64_t>& idx, uint64_t seed, at::Tensor* labels) const {
+    const int64_t B = int64_t(idx.size());
+    if (device_) return device_->get_batch(idx.data(), B, seed, labels);
+    at::Tensor x = at::empty({B, 3, host_.window(), 25, 2}, at::kFloat);
+    std::vector<int64_t> lab(static_cast<size_t>(B));
+    host_.get_batch(idx.data(), B, seed, x.data_ptr<float>(), lab.data(), c_.threads);
+    if (labels) *labels = at::tensor(lab, at::TensorOptions().dtype(at::kLong)).to(c_.dev);
+    return x.to(c_.dev);
+  }
 
-at::Tensor uniform_tensor(std::vector<int64_t> shape, uint64_t seed, const at::Device& dev) {
-  at::Tensor t = at::empty(shape, at::kFloat);
-  Rng rng(seed);
-  float* p = t.data_ptr<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(rng.uniform());
-  return t.to(dev);
-}
+ private:
+  const Ctx& c_;
+  Feeder host_;
+  std::unique_ptr<accel::DeviceFeeder> device_;
+};
 
 StateDict to_params(const std::map<std::string, NdArray>& arrays, const at::Device& dev) {
   StateDict sd;
@@ -154,7 +173,7 @@ bool load_checkpoint(const std::string& path, StateDict& params, accel::Optimize
 
 json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict& params) {
   const MethodSpec& m = c.p.method;
-  Feeder train(dataset_file(c, c.p.dataset), "train", feeder_config(m, s.vel), true);
+  Batches train(c, dataset_file(c, c.p.dataset), "train", feeder_config(m, s.vel), true);
   params = to_params(init_pretrain_params(model_shape(m), c.seed), c.dev);
   accel::AdamW opt(params, accel::weight_decay_groups(params, s.weight_decay), s.beta1, s.beta2);
   const int64_t B = std::min<int64_t>(s.batch_size, train.size());
@@ -204,18 +223,18 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
       }
       std::vector<int64_t> idx(order.begin() + it * B, order.begin() + (it + 1) * B);
       uint64_t step_seed = mix(mix(c.seed, 2000 + e), uint64_t(it));
-      at::Tensor x5 = make_batch(c, train, idx, step_seed, nullptr);
+      at::Tensor x5 = train.get(idx, step_seed, nullptr);
       double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr,
                                    s.warmup_epochs, double(s.epochs));
       opt.zero_grad();
       at::Tensor loss;
       if (m.name == "hacm") {
-        at::Tensor Ut = uniform_tensor({2 * B, Lg}, mix(step_seed, 1), c.dev);
-        at::Tensor Us = uniform_tensor({2 * B, Lg}, mix(step_seed, 2), c.dev);
+        at::Tensor Ut = accel::rng_uniform({2 * B, Lg}, mix(step_seed, 1), c.dev);
+        at::Tensor Us = accel::rng_uniform({2 * B, Lg}, mix(step_seed, 2), c.dev);
         loss = accel::hacm_forward(params, hc, x5, Ut, Us).loss;
       } else {
         loss = accel::mamp_forward(params, mc, x5,
-                                   uniform_tensor({2 * B, Lm}, mix(step_seed, 1), c.dev))
+                                   accel::rng_uniform({2 * B, Lm}, mix(step_seed, 1), c.dev))
                    .loss;
       }
       loss.backward();
@@ -349,8 +368,8 @@ void downstream_loop(Ctx& c, const StageSpec& s, const std::string& tag, StateDi
 json run_linear(Ctx& c, const StageSpec& s, const std::string& tag, const StateDict* pretrained) {
   const MethodSpec& m = c.p.method;
   std::string file = dataset_file(c, c.p.dataset);
-  Feeder train(file, "train", feeder_config(m, s.vel), true);
-  Feeder test(file, "test", feeder_config(m, s.vel), false);
+  Batches train(c, file, "train", feeder_config(m, s.vel), true);
+  Batches test(c, file, "test", feeder_config(m, s.vel), false);
   StateDict enc = encoder_params(c, pretrained, mix(c.seed, 77));
   for (auto& [k, v] : enc) v.set_requires_grad(false);
   accel::EncoderConfig ec = encoder_config(m);
@@ -371,11 +390,11 @@ json run_linear(Ctx& c, const StageSpec& s, const std::string& tag, const StateD
                  s.momentum);
   const int64_t B = std::min<int64_t>(s.batch_size, train.size());
   const int64_t steps = train.size() / B;
-  auto features = [&](const Feeder& f, const std::vector<int64_t>& idx, uint64_t seed,
+  auto features = [&](const Batches& f, const std::vector<int64_t>& idx, uint64_t seed,
                       at::Tensor* labels) {
     at::NoGradGuard no_grad;
     return accel::linprobe_features_forward(
-        accel::downstream_encoder_forward(enc, ec, make_batch(c, f, idx, seed, labels)));
+        accel::downstream_encoder_forward(enc, ec, f.get(idx, seed, labels)));
   };
   // Test features are deterministic (centre crop): computed once.
   std::vector<at::Tensor> test_feat, test_lab;
@@ -433,8 +452,8 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
   const MethodSpec& m = c.p.method;
   const DatasetSpec& ds = s.has_dataset ? s.dataset : c.p.dataset;
   std::string file = dataset_file(c, ds);
-  Feeder train(file, "train", feeder_config(m, s.vel), true);
-  Feeder test(file, "test", feeder_config(m, s.vel), false);
+  Batches train(c, file, "train", feeder_config(m, s.vel), true);
+  Batches test(c, file, "test", feeder_config(m, s.vel), false);
   // Semi-supervised subset: drawn once from the protocol seed, class-agnostic, recorded.
   std::vector<int64_t> pool(static_cast<size_t>(train.size()));
   for (int64_t i = 0; i < train.size(); ++i) pool[size_t(i)] = i;
@@ -485,8 +504,7 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
       std::vector<int64_t> idx;
       for (int64_t j = i; j < std::min(test.size(), i + B); ++j) idx.push_back(j);
       at::Tensor lab;
-      at::Tensor tok =
-          accel::downstream_encoder_forward(params, eval_cfg, make_batch(c, test, idx, 0, &lab));
+      at::Tensor tok = accel::downstream_encoder_forward(params, eval_cfg, test.get(idx, 0, &lab));
       at::Tensor logits = accel::finetune_head_forward(tok, params, "head.", false, 0.0);
       c1 += accel::topk_correct(logits, lab, 1);
       c5 += accel::topk_correct(logits, lab, 5);
@@ -508,7 +526,7 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
     // resumed run draws the same masks.
     at::manual_seed(int64_t(mix(step_seed, 3) >> 1));
     at::Tensor lab;
-    at::Tensor x5 = make_batch(c, train, idx, step_seed, &lab);
+    at::Tensor x5 = train.get(idx, step_seed, &lab);
     double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr,
                                  s.warmup_epochs, double(s.epochs));
     opt.zero_grad();
@@ -586,6 +604,8 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
               : at::Device(at::kCPU);
   c.threads = p.threads > 0 ? p.threads : int(std::max(1u, std::thread::hardware_concurrency()));
   if (c.dev.is_cpu()) at::set_num_threads(c.threads);
+  c.device_data =
+      !reference && (p.data_device == "device" || (p.data_device == "auto" && c.dev.is_cuda()));
   if (c.dev.is_cuda()) {
     at::globalContext().setAllowTF32CuBLAS(false);  // fp32 as the authors trained
     at::globalContext().setAllowTF32CuDNN(false);
@@ -600,6 +620,7 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
                  {"git_commit", git_commit()},
                  {"backend", p.backend},
                  {"device", c.dev.is_cuda() ? "cuda" : "cpu"},
+                 {"data_device", c.device_data ? "device" : "host"},
                  {"threads", c.threads},
                  {"versions", library_versions()},
                  {"seeds", p.seeds},

@@ -93,6 +93,19 @@ resume_finetune)
   b=$(tr -d ' \n' <"$T"/rcut/*.json | grep -o '"kind":"finetune".*' | grep -o '"loss":\[[^]]*\]' | head -1)
   [ -n "$a" ] && [ "$a" = "$b" ] && ok "resumed fine-tuning has the same loss curve" || bad "curves differ: '$a' vs '$b'"
   ;;
+data_device)
+  # Clips resident on the device (accelerated/feeder.h; here a CPU tensor) give the same run as
+  # the host feeder: same batches, so the same loss curves and accuracies.
+  sed 's/"device": "cpu",/"device": "cpu", "data_device": "device",/' "$SRC/protocols/test/tiny_linear.json" >"$T/tiny_dd.json"
+  grep -q '"data_device": "device"' "$T/tiny_dd.json" || bad "could not make the data_device protocol"
+  "$REPRO" run "$SRC/protocols/test/tiny_linear.json" --work "$T/wh" --results "$T/rh" --no-progress >/dev/null 2>"$T/h.err" || bad "host run failed: $(tail -3 "$T/h.err")"
+  "$REPRO" run "$T/tiny_dd.json" --work "$T/wd" --results "$T/rd" --no-progress >/dev/null 2>"$T/d.err" || bad "device run failed: $(tail -3 "$T/d.err")"
+  grep -q "split resident on cpu" "$T/d.err" && ok "train split resident on the device" || bad "no residency message: $(head -3 "$T/d.err")"
+  grep -q '"data_device": "device"' "$T"/rd/*.json && ok "data_device recorded" || bad "data_device not recorded"
+  a=$(tr -d ' \n' <"$T"/rh/*.json | grep -o '"curves":{[^}]*}' | tr '\n' ' ')
+  b=$(tr -d ' \n' <"$T"/rd/*.json | grep -o '"curves":{[^}]*}' | tr '\n' ' ')
+  [ -n "$a" ] && [ "$a" = "$b" ] && ok "same curves with clips on the device" || bad "curves differ: host '$a' vs device '$b'"
+  ;;
 nan)
   # A NaN loss stops the run with a clear message and keeps the last good checkpoint.
   P="$SRC/protocols/test/tiny_resume.json"

@@ -43,6 +43,7 @@ TEST(Protocol, AuthorsDefaults) {
   EXPECT_DOUBLE_EQ(lin.lr, 0.1);
   EXPECT_EQ(lin.batch_size, 256);
   EXPECT_EQ(lin.from, "pretrain");
+  EXPECT_EQ(p.data_device, "auto");
   const StageSpec& ft = p.stages[2];
   EXPECT_DOUBLE_EQ(ft.lr, 3e-4);
   EXPECT_DOUBLE_EQ(ft.layer_decay, 0.8);
@@ -85,5 +86,14 @@ TEST(Protocol, ErrorsNameTheKeyPath) {
   j = base;
   j["stages"] = {{{"kind", "transfer"}}};
   EXPECT_NE(error_of(j).find("stages[0].dataset: missing"), std::string::npos) << error_of(j);
+  j = base;
+  j["data_device"] = "gpu";
+  EXPECT_NE(error_of(j).find("data_device: 'gpu' is not one of"), std::string::npos) << error_of(j);
+  j = base;
+  j["backend"] = "reference";
+  j["data_device"] = "device";
+  EXPECT_NE(error_of(j).find("data_device: the reference backend reads clips on the host only"),
+            std::string::npos)
+      << error_of(j);
   EXPECT_EQ(error_of(base), "");
 }

@@ -1,0 +1,94 @@
+// Shared set-up of the accelerated benchmarks: the device, seeded inputs, the full HA-CM model
+// with the authors' optimiser groups, and the golden-loss validation run before any timing.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "accelerated/hacm.h"
+#include "accelerated/tensor_io.h"
+#include "core/model_init.h"
+#include "core/npz.h"
+#include "core/rng.h"
+
+namespace hacm::bench {
+
+constexpr double kFlopPerClip = 1.23e12 / 64.0;  // forward + backward, issue #6 arithmetic
+
+inline at::Device bench_device() {
+  return at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU);
+}
+
+inline at::Tensor seeded_uniform(std::vector<int64_t> shape, uint64_t seed, double lo, double hi) {
+  at::Tensor t = at::empty(shape, at::kFloat);
+  Rng rng(seed);
+  float* p = t.data_ptr<float>();
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(rng.uniform(lo, hi));
+  return t;
+}
+
+struct Setup {
+  accel::HacmConfig cfg;
+  accel::StateDict sd;
+  std::vector<at::Tensor> decay, no_decay;
+  at::Tensor x5, Ut, Us;
+};
+
+inline Setup make_setup(int64_t clips, const std::string& variant, at::Device dev) {
+  Setup s;
+  s.cfg.variant = variant;
+  ModelShape shape;
+  for (auto& [k, a] : init_pretrain_params(shape, 7)) {
+    at::Tensor t = accel::to_tensor(a, at::kFloat)
+                       .to(dev)
+                       .requires_grad_(k.rfind("l1.", 0) && k.rfind("l2.", 0));
+    s.sd[k] = t;
+    if (!t.requires_grad()) continue;
+    // authors' groups: no weight decay for 1-D parameters and biases
+    (t.dim() == 1 || (k.size() > 5 && k.substr(k.size() - 5) == ".bias") ? s.no_decay : s.decay)
+        .push_back(t);
+  }
+  s.x5 = seeded_uniform({clips, 3, 72, 25, 2}, 11, -1.0, 1.0).to(dev);
+  s.Ut = seeded_uniform({clips * 2, 216}, 12, 0.0, 1.0).to(dev);
+  s.Us = seeded_uniform({clips * 2, 216}, 13, 0.0, 1.0).to(dev);
+  return s;
+}
+
+// Validation: the float32 forward on the benchmark device reproduces the golden loss (a fast wrong
+// kernel is not a result). Skipped with a message when the golden files are absent.
+inline bool validate_golden_loss() {
+  const char* gd = std::getenv("HACM_GOLDEN_DIR");
+  std::string dir = gd && *gd ? gd : std::string(HACM_SOURCE_DIR) + "/../shared/golden";
+  std::string path = dir + "/hacm_forward.npz";
+  if (FILE* f = std::fopen(path.c_str(), "rb")) {
+    std::fclose(f);
+  } else {
+    std::printf("validation skipped: %s not found\n", path.c_str());
+    return true;
+  }
+  at::Device dev = bench_device();
+  at::globalContext().setAllowTF32CuBLAS(false);
+  NpzReader g(path);
+  accel::StateDict sd = accel::load_state_dict(dir + "/weights_hacm.npz", at::kFloat);
+  for (auto& [k, v] : sd) v = v.to(dev);
+  accel::HacmConfig cfg;
+  cfg.depth = g.get("cfg_depth").at_i64(0);
+  cfg.decoder_depth = g.get("cfg_decoder_depth").at_i64(0);
+  accel::HacmInject inj{accel::to_tensor(g.get("ids_shuffle_t"), at::kLong).to(dev),
+                        accel::to_tensor(g.get("ids_shuffle_s"), at::kLong).to(dev)};
+  accel::HacmOutputs o =
+      accel::hacm_forward(sd, cfg, accel::to_tensor(g.get("x5"), at::kFloat).to(dev),
+                          accel::to_tensor(g.get("U_t"), at::kFloat).to(dev),
+                          accel::to_tensor(g.get("U_s"), at::kFloat).to(dev), &inj);
+  double got = o.loss.item<double>(), ref = g.get("loss").at_f64(0);
+  bool ok = std::fabs(got - ref) <= 1e-5 * std::fabs(ref);  // README §5 float32 loss bound
+  std::printf("validation on %s: loss %.9f vs golden %.9f -> %s\n", dev.is_cuda() ? "cuda" : "cpu",
+              got, ref, ok ? "OK" : "MISMATCH");
+  return ok;
+}
+
+}  // namespace hacm::bench
