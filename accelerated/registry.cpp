@@ -5,6 +5,7 @@
 #include <string>
 
 #include "accelerated/downstream.h"
+#include "accelerated/feeder.h"
 #include "accelerated/hacm.h"
 #include "accelerated/hyperbolic.h"
 #include "accelerated/mamp.h"
@@ -92,6 +93,9 @@ void register_accelerated_components(ComponentRegistry& reg) {
   static_cast<void>(&save_state_dict), static_cast<void>(&to_tensor),
       static_cast<void>(&to_ndarray);
   HACM_ACC("checkpoint_io", load_state_dict, false, "save_state_dict, to_tensor, to_ndarray");
+  // data
+  HACM_ACC("feeder_batch", DeviceFeeder::apply, false,
+           "clips resident on the device, batched tensor ops; DeviceFeeder::get_batch");
 }
 
 #undef HACM_ACC

@@ -38,10 +38,17 @@ struct Setup {
   at::Tensor x5, Ut, Us;
 };
 
-inline Setup make_setup(int64_t clips, const std::string& variant, at::Device dev) {
+// small = the golden gradient model's size (width 64, 4 heads, depth 2 / decoder 1), else the
+// paper's (width 256, 8 heads, depth 8 / decoder 3).
+inline Setup make_setup(int64_t clips, const std::string& variant, at::Device dev,
+                        bool small = false) {
   Setup s;
   s.cfg.variant = variant;
   ModelShape shape;
+  if (small) {
+    shape.dim = shape.decoder_dim = 64, shape.depth = 2, shape.decoder_depth = 1;
+    s.cfg.dim = 64, s.cfg.heads = 4, s.cfg.depth = 2, s.cfg.decoder_depth = 1;
+  }
   for (auto& [k, a] : init_pretrain_params(shape, 7)) {
     at::Tensor t = accel::to_tensor(a, at::kFloat)
                        .to(dev)

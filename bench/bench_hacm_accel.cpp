@@ -29,6 +29,7 @@ void BM_HacmPretrainStep(benchmark::State& state) {
   const int64_t clips = state.range(0);
   const Mode mode = Mode(state.range(1));
   const std::string variant = state.range(2) ? "corrected" : "released";
+  const bool small = state.range(3) == 1;
   at::Device dev = bench_device();
   if (dev.is_cpu() && (mode != kFp32 || clips > 8)) {
     state.SkipWithError("CUDA-only configuration (TF32/bf16 or batch 64)");
@@ -36,7 +37,7 @@ void BM_HacmPretrainStep(benchmark::State& state) {
   }
   at::globalContext().setAllowTF32CuBLAS(mode == kTf32);
   at::globalContext().setAllowTF32CuDNN(mode == kTf32);
-  Setup s = make_setup(clips, variant, dev);
+  Setup s = make_setup(clips, variant, dev, small);
   // The runner's optimiser: the authors' groups (no decay for 1-D parameters and biases),
   // multi-tensor kernels.
   accel::AdamW opt(s.sd, accel::weight_decay_groups(s.sd, 0.05), 0.9, 0.95);
@@ -68,7 +69,7 @@ void BM_HacmPretrainStep(benchmark::State& state) {
                  (mode == kFp32   ? "fp32"
                   : mode == kTf32 ? "tf32"
                                   : "bf16") +
-                 " " + variant);
+                 " " + variant + (small ? " small (64/2/1)" : " full (256/8/3)"));
 }
 
 // Where the step time goes: forward only, forward + backward, and the optimiser alone, at the
@@ -129,15 +130,16 @@ void BM_HacmPhase(benchmark::State& state) {
 
 }  // namespace
 
-// CPU: a small batch (2 clips) in fp32. CUDA: batch 64 (the authors' setting) in every mode.
+// CPU: a small batch (2 clips) in fp32, full and small model (bench/pytorch_step.py times the
+// same two configurations in PyTorch from Python). CUDA: batch 64 (the authors' setting).
 BENCHMARK(BM_HacmPretrainStep)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
-    ->ArgsProduct({{2}, {kFp32}, {0}});
+    ->ArgsProduct({{2}, {kFp32}, {0}, {0, 1}});
 BENCHMARK(BM_HacmPretrainStep)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
-    ->ArgsProduct({{64}, {kFp32, kTf32, kBf16}, {0, 1}});
+    ->ArgsProduct({{64}, {kFp32, kTf32, kBf16}, {0, 1}, {0}});
 
 BENCHMARK(BM_HacmPhase)
     ->Unit(benchmark::kMillisecond)

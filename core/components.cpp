@@ -301,6 +301,14 @@ std::vector<ComponentSpec> build_catalogue() {
                            {"test_ref_checkpoint.cpp ReferenceCheckpoint.RoundTripIsFloat32Exact",
                             "golden_hacm_accel.cpp AcceleratedHacmGolden.CpuDoubleForward"}),
                       "I/O"));
+  // ---- data
+  c.push_back(
+      no_grad(both("feeder_batch", "data",
+                   "the authors' clip transform: crop, linear resize, rotation, optional velocity",
+                   {"golden_feeder.cpp GoldenFeeder.TrainRotate",
+                    "golden_feeder_accel.cpp GoldenFeederAccel.TrainCropRotateVelocity",
+                    "diff_feeder.cpp DifferentialFeeder.TrainCropResizeRotate"}),
+              "a data transform before the model: nothing to train"));
   return c;
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/components.h"
+#include "core/feeder.h"
 #include "reference/checkpoint.h"
 #include "reference/criteria.h"
 #include "reference/downstream.h"
@@ -109,6 +110,12 @@ void register_reference_components(ComponentRegistry& reg) {
   static_cast<void>(&save_checkpoint<double>), static_cast<void>(&checkpoint_from_arrays<double>);
   HACM_REF_NOGRAD("checkpoint_io", load_checkpoint<double>,
                   "save_checkpoint, checkpoint_from_arrays");
+  // data: the reference trains on the CPU feeder of core/ (per clip, float and double paths).
+  using FeederApply = void (*)(const float*, ClipLayout, int64_t, const FeederDraws&,
+                               const FeederConfig&, float*, FeederStage);
+  static_cast<void>(static_cast<FeederApply>(&hacm::feeder_apply));
+  reg.implement("feeder_batch", {Backend::kReference, Provision::kFunction, "hacm::feeder_apply",
+                                 "", "core/feeder.h, per clip; Feeder::get_batch threads it"});
 }
 
 #undef HACM_REF_PAIR
