@@ -214,16 +214,26 @@ SyntheticMeta synthetic_clip(uint64_t seed, int64_t index, float* out) {
   // --- per-clip nuisance: view, tempo, phase, amplitude, timing, noise ---
   static const double kCamPitch[kSyntheticCameras] = {0.0, 0.28, -0.22};
   static const double kCamRoll[kSyntheticCameras] = {0.0, 0.06, -0.05};
-  const double scene_yaw = r.uniform(-kPi, kPi);
+  // NTU's capture geometry: three cameras at -45, 0, +45 degrees; every action is performed twice,
+  // once facing camera 2 and once facing camera 3, so camera 1 sees the +-45 degree views and
+  // cameras 2 and 3 the frontal and side views (cross-view trains on 2, 3 and tests on 1). Plus a
+  // per-clip facing jitter. A person facing the camera has scene yaw pi (body +z = away from it).
+  static const double kView[kSyntheticCameras][2] = {
+      {kPi / 4, -kPi / 4}, {0, kPi / 2}, {-kPi / 2, 0}};
+  const int replication = int(r.below(2));
+  const double scene_yaw = kPi + kView[meta.camera - 1][replication] + r.normal(0, 0.25);
   const double pitch = kCamPitch[meta.camera - 1] + r.normal(0, 0.04);
   const double roll = kCamRoll[meta.camera - 1] + r.normal(0, 0.03);
-  const double period = r.uniform(24, 44) / body[0].tempo;  // frames per cycle
+  // Frames per cycle: 1.5-3 cycles per clip (x subject tempo), as NTU actions repeat a movement a
+  // few times at most. After the feeder resizes a clip to 72 frames a cycle spans >= ~20 frames
+  // (~7 temporal tokens of 3 frames), so phase lags of a quarter cycle stay resolvable.
+  const double period = double(L) / (r.uniform(1.5, 3.0) * body[0].tempo);
   const double drift = r.uniform(0, 0.15), drift_period = r.uniform(50, 160);
   const double drift_phase = r.uniform(0, kTwoPi);
   const double phase0 = r.uniform(0, kTwoPi);
   const double amp = body[0].amp * r.uniform(0.85, 1.15);
   const double t_start = r.uniform(0, 12), ramp_in = r.uniform(4, 16), ramp_out = r.uniform(4, 16);
-  const double noise = r.uniform(0.008, 0.025);
+  const double noise = r.uniform(0.003, 0.008);
   // class-specific style draws (drawn for every clip so the stream layout does not depend on
   // the class)
   const double lag_jitter = r.normal(0, 0.3);

@@ -63,7 +63,8 @@ Tensor<float> make_batch(const ReferenceContext& c, const Feeder& f,
   return x;
 }
 
-// accel::rng_uniform (accelerated/tensor_io.h): [rows, cols] float(U[0,1)) from Rng(seed), row-major.
+// accel::rng_uniform (accelerated/tensor_io.h): [rows, cols] float(U[0,1)) from Rng(seed),
+// row-major.
 Tensor<float> uniforms(int64_t rows, int64_t cols, uint64_t seed) {
   Tensor<float> t({rows, cols});
   Rng rng(seed);
@@ -320,20 +321,6 @@ json run_pretrain(const ReferenceContext& c, const StageSpec& s, const std::stri
 // ---------------------------------------------------------------------------------------------
 // linear probe: frozen encoder, BatchNorm1d(affine=False) + fc, SGD with momentum
 
-// Top-k hits of logits [N, K]: the label's logit has fewer than k strictly larger ones.
-int64_t topk_correct(const Tensor<float>& logits, const std::vector<int64_t>& labels, int64_t k) {
-  const int64_t N = logits.dim(0), K = logits.dim(1);
-  int64_t hits = 0;
-  for (int64_t n = 0; n < N; ++n) {
-    const float* z = logits.ptr() + n * K;
-    const float zy = z[labels[size_t(n)]];
-    int64_t above = 0;
-    for (int64_t j = 0; j < K; ++j) above += z[j] > zy;
-    hits += above < k;
-  }
-  return hits;
-}
-
 json run_linear(const ReferenceContext& c, const StageSpec& s, const std::string& tag,
                 const ReferenceParams* pretrained) {
   const MethodSpec& m = c.p->method;
@@ -386,14 +373,12 @@ json run_linear(const ReferenceContext& c, const StageSpec& s, const std::string
     }
   }
   auto evaluate = [&]() {
-    int64_t c1 = 0, c5 = 0, n = 0;
+    EvalCounts counts(test.num_classes());
     for (size_t i = 0; i < test_feat.size(); ++i) {
       Tensor<float> logits = ref::linprobe_head_forward(test_feat[i], head, false);
-      c1 += topk_correct(logits, test_lab[i], 1);
-      c5 += topk_correct(logits, test_lab[i], 5);
-      n += int64_t(test_lab[i].size());
+      counts.add(logits.ptr(), logits.dim(0), logits.dim(1), test_lab[i].data());
     }
-    return EvalResult{100.0 * double(c1) / double(n), 100.0 * double(c5) / double(n)};
+    return counts.result();
   };
   json curves = {{"loss", json::array()}, {"top1", json::array()}, {"top5", json::array()}};
   std::vector<EvalResult> evals;
@@ -448,17 +433,15 @@ json run_linear(const ReferenceContext& c, const StageSpec& s, const std::string
 EvalResult evaluate_finetune(const ReferenceContext& c, const Feeder& test, int64_t B,
                              const ref::EncoderWeights<float>& enc, const ref::EncoderConfig& ec,
                              ref::FinetuneHead<float>& head) {
-  int64_t c1 = 0, c5 = 0;
+  EvalCounts counts(test.num_classes());
   for (int64_t i = 0; i < test.size(); i += B) {
     std::vector<int64_t> idx, lab;
     for (int64_t j = i; j < std::min(test.size(), i + B); ++j) idx.push_back(j);
     Tensor<float> tok = ref::encoder_forward(make_batch(c, test, idx, 0, &lab), enc, ec);
     Tensor<float> logits = ref::finetune_head_forward(ref::finetune_features(tok), head, false);
-    c1 += topk_correct(logits, lab, 1);
-    c5 += topk_correct(logits, lab, 5);
+    counts.add(logits.ptr(), logits.dim(0), logits.dim(1), lab.data());
   }
-  return EvalResult{100.0 * double(c1) / double(test.size()),
-                    100.0 * double(c5) / double(test.size())};
+  return counts.result();
 }
 
 json run_finetune(const ReferenceContext& c, const StageSpec& s, const std::string& tag,
@@ -540,8 +523,7 @@ json run_finetune(const ReferenceContext& c, const StageSpec& s, const std::stri
     std::fprintf(stderr, "[%s] resuming from %s (%lld epochs + %lld steps done)\n", tag.c_str(),
                  ckpt.c_str(), (long long)meta.epoch, (long long)meta.step);
     curves = meta.curves;
-    for (size_t i = 0; i < curves["top1"].size(); ++i)
-      evals.push_back({curves["top1"][i].get<double>(), curves["top5"][i].get<double>()});
+    for (size_t i = 0; i < curves["top1"].size(); ++i) evals.push_back(eval_from_curves(curves, i));
   }
 
   // One training step on batch `it` of epoch e; returns the loss.

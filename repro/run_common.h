@@ -105,6 +105,50 @@ inline void read_meta(const std::map<std::string, NdArray>& in, const std::strin
 
 struct EvalResult {
   double top1 = 0, top5 = 0;
+  int64_t classes = 0;             // 0 = no confusion matrix (evaluations restored from curves)
+  std::vector<int64_t> confusion;  // [classes x classes]: row = true class, column = prediction
+};
+
+// Evaluation i as recorded in a checkpoint's curves (no confusion matrix is stored there).
+inline EvalResult eval_from_curves(const nlohmann::json& curves, size_t i) {
+  EvalResult r;
+  r.top1 = curves["top1"][i].get<double>();
+  r.top5 = curves["top5"][i].get<double>();
+  return r;
+}
+
+// Counts of one test-set evaluation, fed batch by batch with CPU float logits [N, K]. A clip
+// counts for top-k when fewer than k logits are strictly larger than its label's (ties go to the
+// label); its prediction in the confusion matrix is the label when that holds for k = 1, else
+// the first arg-max.
+class EvalCounts {
+ public:
+  explicit EvalCounts(int64_t classes)
+      : k_(classes), confusion_(static_cast<size_t>(classes * classes), 0) {}
+  void add(const float* logits, int64_t N, int64_t K, const int64_t* labels) {
+    if (K != k_)
+      throw std::logic_error("EvalCounts: logits have " + std::to_string(K) +
+                             " classes, expected " + std::to_string(k_));
+    for (int64_t n = 0; n < N; ++n) {
+      const float* z = logits + n * K;
+      const int64_t y = labels[n];
+      int64_t above = 0, arg = 0;
+      for (int64_t j = 0; j < K; ++j) {
+        above += z[j] > z[y];
+        if (z[j] > z[arg]) arg = j;
+      }
+      c1_ += above < 1, c5_ += above < 5, ++n_;
+      ++confusion_[size_t(y * K + (above < 1 ? y : arg))];
+    }
+  }
+  EvalResult result() const {
+    const double n = double(std::max<int64_t>(n_, 1));
+    return EvalResult{100.0 * double(c1_) / n, 100.0 * double(c5_) / n, k_, confusion_};
+  }
+
+ private:
+  int64_t k_, c1_ = 0, c5_ = 0, n_ = 0;
+  std::vector<int64_t> confusion_;
 };
 
 // The result record of an evaluation stage: curves, final and best-epoch accuracies.
@@ -120,6 +164,21 @@ inline nlohmann::json finish_eval(nlohmann::json curves, const std::vector<EvalR
     r["top1_max"] = mx;
     r["top1_max_note"] =
         "best epoch on the test set (the authors' convention; no validation split)";
+    const EvalResult& last = evals.back();
+    if (last.classes > 0) {  // final evaluation: per-class top-1 and the confusion matrix
+      nlohmann::json per_class = nlohmann::json::array(), rows = nlohmann::json::array();
+      for (int64_t y = 0; y < last.classes; ++y) {
+        auto b = last.confusion.begin() + y * last.classes;
+        std::vector<int64_t> row(b, b + last.classes);
+        int64_t total = 0;
+        for (int64_t v : row) total += v;
+        per_class.push_back(total ? 100.0 * double(row[size_t(y)]) / double(total) : 0.0);
+        rows.push_back(row);
+      }
+      r["per_class_top1_final"] = per_class;
+      r["confusion_final"] = rows;
+      r["confusion_note"] = "rows: true class, columns: predicted class (final evaluation)";
+    }
   }
   for (auto it = extra.begin(); it != extra.end(); ++it) r[it.key()] = it.value();
   return r;

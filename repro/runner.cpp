@@ -68,6 +68,7 @@ using Clock = std::chrono::steady_clock;
 // context
 
 struct Ctx {
+  Ctx(const Protocol& protocol, RunOptions options) : p(protocol), opt(std::move(options)) {}
   const Protocol& p;
   RunOptions opt;
   at::Device dev = at::kCPU;
@@ -286,6 +287,13 @@ accel::EncoderConfig encoder_config(const MethodSpec& m) {
   return ec;
 }
 
+// One evaluation batch: logits [B, K] and labels [B] (any device) into the counts.
+void add_logits(EvalCounts& counts, const at::Tensor& logits, const at::Tensor& labels) {
+  at::Tensor z = logits.detach().to(at::kCPU, at::kFloat).contiguous();
+  at::Tensor y = labels.to(at::kCPU, at::kLong).contiguous();
+  counts.add(z.data_ptr<float>(), z.size(0), z.size(1), y.data_ptr<int64_t>());
+}
+
 // Encoder parameters: from the pretraining result, or a fresh random init (seeded).
 StateDict encoder_params(const Ctx& c, const StateDict* pretrained, uint64_t init_seed) {
   StateDict src = pretrained
@@ -332,8 +340,7 @@ void downstream_loop(Ctx& c, const StageSpec& s, const std::string& tag, StateDi
     std::fprintf(stderr, "[%s] resuming from %s (%lld epochs + %lld steps done)\n", tag.c_str(),
                  ckpt.c_str(), (long long)meta.epoch, (long long)meta.step);
     curves = meta.curves;
-    for (size_t i = 0; i < curves["top1"].size(); ++i)
-      evals.push_back({curves["top1"][i], curves["top5"][i]});
+    for (size_t i = 0; i < curves["top1"].size(); ++i) evals.push_back(eval_from_curves(curves, i));
   }
   for (int64_t e = meta.epoch; e < s.epochs; ++e) {
     std::vector<int64_t> order = permutation(n_train, mix(c.seed, perm_salt + uint64_t(e)));
@@ -411,14 +418,11 @@ json run_linear(Ctx& c, const StageSpec& s, const std::string& tag, const StateD
   }
   auto evaluate = [&]() {
     at::NoGradGuard no_grad;
-    int64_t c1 = 0, c5 = 0, n = 0;
-    for (size_t i = 0; i < test_feat.size(); ++i) {
-      at::Tensor logits = accel::linprobe_head_forward(test_feat[i], head, "fc.", "bn.", false);
-      c1 += accel::topk_correct(logits, test_lab[i], 1);
-      c5 += accel::topk_correct(logits, test_lab[i], 5);
-      n += test_lab[i].size(0);
-    }
-    return EvalResult{100.0 * double(c1) / double(n), 100.0 * double(c5) / double(n)};
+    EvalCounts counts(C);
+    for (size_t i = 0; i < test_feat.size(); ++i)
+      add_logits(counts, accel::linprobe_head_forward(test_feat[i], head, "fc.", "bn.", false),
+                 test_lab[i]);
+    return counts.result();
   };
   json curves = {{"loss", json::array()}, {"top1", json::array()}, {"top5", json::array()}};
   std::vector<EvalResult> evals;
@@ -499,18 +503,15 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
     at::NoGradGuard no_grad;
     accel::EncoderConfig eval_cfg = ec;
     eval_cfg.drop_path = 0;
-    int64_t c1 = 0, c5 = 0;
+    EvalCounts counts(C);
     for (int64_t i = 0; i < test.size(); i += B) {
       std::vector<int64_t> idx;
       for (int64_t j = i; j < std::min(test.size(), i + B); ++j) idx.push_back(j);
       at::Tensor lab;
       at::Tensor tok = accel::downstream_encoder_forward(params, eval_cfg, test.get(idx, 0, &lab));
-      at::Tensor logits = accel::finetune_head_forward(tok, params, "head.", false, 0.0);
-      c1 += accel::topk_correct(logits, lab, 1);
-      c5 += accel::topk_correct(logits, lab, 5);
+      add_logits(counts, accel::finetune_head_forward(tok, params, "head.", false, 0.0), lab);
     }
-    return EvalResult{100.0 * double(c1) / double(test.size()),
-                      100.0 * double(c5) / double(test.size())};
+    return counts.result();
   };
   json curves = {{"loss", json::array()}, {"top1", json::array()}, {"top5", json::array()}};
   std::vector<EvalResult> evals;

@@ -56,6 +56,7 @@ run)
   done
   grep -q '"linear_random"' "$T"/r_tiny_linear/*.json && ok "random-init baseline recorded" || bad "no linear_random"
   grep -q '"subset_ids"' "$T"/r_tiny_linear/*.json && ok "semi subset ids recorded" || bad "no subset_ids"
+  grep -q '"confusion_final"' "$T"/r_tiny_linear/*.json && grep -q '"confusion_final"' "$T"/r_tiny_reference/*.json && ok "confusion matrices recorded (both backends)" || bad "no confusion_final"
   expect 0 "" -- "$REPRO" table "$T/r_tiny_linear"
   [ -s "$T/r_tiny_linear/TABLE.md" ] && ok "table written" || bad "no TABLE.md"
   ;;

@@ -52,8 +52,11 @@ inline void write_file(const std::string& path, const std::string& bytes) {
   f << bytes;
 }
 
-// A scratch directory unique to this test process, removed by the OS's tmp cleaning only.
+// A scratch directory unique to this test process, removed when the process exits (set
+// HACM_KEEP_SCRATCH=1 to keep it).
 std::string scratch_dir(const std::string& tag);
+// The same, not created (for outputs whose absence a test checks).
+std::string scratch_path(const std::string& tag);
 
 }  // namespace hacm::test
 

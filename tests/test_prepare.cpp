@@ -104,7 +104,7 @@ class PrepareNtu : public ::testing::Test {
 };
 
 TEST_F(PrepareNtu, Ntu60EndToEnd) {
-  std::string raw = make_raw("prep-ntu60"), out = raw + "-out";
+  std::string raw = make_raw("prep-ntu60"), out = test::scratch_path("prep-ntu60-out");
   auto files = prepare_ntu(opts("ntu60", raw, out));
   ASSERT_EQ(files, (std::vector<std::string>{out + "/NTU60_XSub.npz", out + "/NTU60_XView.npz"}));
   struct Want {
@@ -161,7 +161,7 @@ TEST_F(PrepareNtu, Ntu60EndToEnd) {
 }
 
 TEST_F(PrepareNtu, Ntu120EndToEndDuplicatesSingleActor) {
-  std::string raw = make_raw("prep-ntu120"), out = raw + "-out";
+  std::string raw = make_raw("prep-ntu120"), out = test::scratch_path("prep-ntu120-out");
   auto files = prepare_ntu(opts("ntu120", raw, out));
   ASSERT_EQ(files, (std::vector<std::string>{out + "/NTU120_XSub.npz", out + "/NTU120_XSet.npz"}));
   // XSub train: P001, P008 (2 files, name order); test: P003, P020, P106.
@@ -212,7 +212,7 @@ TEST_F(PrepareNtu, Ntu120EndToEndDuplicatesSingleActor) {
 }
 
 TEST_F(PrepareNtu, ExtraMissingListDuplicatesAndEmptyDirs) {
-  std::string raw = make_raw("prep-missing"), out = raw + "-out";
+  std::string raw = make_raw("prep-missing"), out = test::scratch_path("prep-missing-out");
   write_file(raw + "/my_samples_with_missing_skeletons.txt",
              "1 of the captured samples have missing skeletons.\nPlease ignore "
              "it.\n\nS032C003P106R001A070\n");
@@ -225,16 +225,16 @@ TEST_F(PrepareNtu, ExtraMissingListDuplicatesAndEmptyDirs) {
   link(ntu("S018C001P008R002A061"), other + "/S018C001P008R002A062.skeleton");
   fs::create_directory_symlink(other, raw + "/linked");
   fs::create_directory_symlink(raw, other + "/cycle");
-  prepare_ntu(opts("ntu120", raw, out + "3"));
-  EXPECT_EQ(NpzReader(out + "3/NTU120_XSet.npz").get("x_train").shape[0], 2);  // + S018...A062
+  prepare_ntu(opts("ntu120", raw, out + "/3"));
+  EXPECT_EQ(NpzReader(out + "/3/NTU120_XSet.npz").get("x_train").shape[0], 2);  // + S018...A062
   fs::remove(raw + "/linked");
 
   // Two links to one file are one sample; two different files with one name are an error.
   link(ntu("S001C001P001R001A001"), raw + "/link/S001C001P001R001A001.skeleton");
-  prepare_ntu(opts("ntu60", raw, out + "4"));
+  prepare_ntu(opts("ntu60", raw, out + "/4"));
   fs::create_directories(raw + "/copy");
   fs::copy_file(ntu("S001C001P001R001A001"), raw + "/copy/S001C001P001R001A001.skeleton");
-  expect_input_error([&] { prepare_ntu(opts("ntu60", raw, out + "2")); },
+  expect_input_error([&] { prepare_ntu(opts("ntu60", raw, out + "/2")); },
                      {"S001C001P001R001A001", "twice"});
 
   std::string empty = test::scratch_dir("prep-empty");
@@ -245,7 +245,7 @@ TEST_F(PrepareNtu, ExtraMissingListDuplicatesAndEmptyDirs) {
 }
 
 TEST_F(PrepareNtu, BadFileFailsWithNoOutput) {
-  std::string raw = make_raw("prep-bad"), out = raw + "-out";
+  std::string raw = make_raw("prep-bad"), out = test::scratch_path("prep-bad-out");
   std::string good = read_file_bytes(ntu("S001C003P008R002A058"));
   // Cut inside a joint line of the second frame: a truncated download.
   size_t cut = 0;
@@ -276,7 +276,7 @@ TEST(PreparePku, Phase1EndToEnd) {
   REQUIRE_FIXTURE(sk);
   REQUIRE_FIXTURE(lb);
   REQUIRE_FIXTURE(real + "/Split/cross-view.txt");
-  std::string raw = test::scratch_dir("prep-pku1"), out = raw + "-out";
+  std::string raw = test::scratch_dir("prep-pku1"), out = test::scratch_path("prep-pku1-out");
   // 0016-L: train in both splits; 0291-L: XSub test; 0002-M: XSub train, XView test.
   for (const char* id : {"0016-L", "0291-L", "0002-M"}) {
     link(sk, raw + "/PKU_Skeleton_Renew/" + id + ".txt");
@@ -325,7 +325,7 @@ TEST(PreparePku, Phase1EndToEnd) {
 TEST(PreparePku, Phase2MampLayoutAndErrors) {
   std::string v2 = test::real("pku_mmd/v2/A10N08-L.txt");
   REQUIRE_FIXTURE(v2);
-  std::string raw = test::scratch_dir("prep-pku2"), out = raw + "-out";
+  std::string raw = test::scratch_dir("prep-pku2"), out = test::scratch_path("prep-pku2-out");
   link(v2, raw + "/skeleton/A10N08-L.txt");
   fs::create_directories(raw + "/label");
   write_file(raw + "/label/A10N08-L.txt", "5,10,60,1\n12,100,500,2\n");
@@ -343,7 +343,8 @@ TEST(PreparePku, Phase2MampLayoutAndErrors) {
   EXPECT_CLOSE("v2 clip 1", sample(x, 1), expected_clip(s, 100, 500), 0.0, 0.0);  // first 300
 
   // A label line with text: one message naming file and line; no output.
-  std::string bad = test::scratch_dir("prep-pku2-bad"), bout = bad + "-out";
+  std::string bad = test::scratch_dir("prep-pku2-bad"),
+              bout = test::scratch_path("prep-pku2-bad-out");
   link(v2, bad + "/skeleton/A10N08-L.txt");
   fs::create_directories(bad + "/label");
   write_file(bad + "/label/A10N08-L.txt", "5,10,60,1\nfive,100,500,2\n");
