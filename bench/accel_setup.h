@@ -2,6 +2,8 @@
 // with the authors' optimiser groups, and the golden-loss validation run before any timing.
 #pragma once
 #include <ATen/ATen.h>
+#include <benchmark/benchmark.h>
+#include <torch/version.h>
 
 #include <cmath>
 #include <cstdio>
@@ -96,6 +98,19 @@ inline bool validate_golden_loss() {
   std::printf("validation on %s: loss %.9f vs golden %.9f -> %s\n", dev.is_cuda() ? "cuda" : "cpu",
               got, ref, ok ? "OK" : "MISMATCH");
   return ok;
+}
+
+// main() of the accelerated benchmark binaries: validate, then run with the device and torch
+// version in the JSON context.
+inline int run_benchmarks(int argc, char** argv) {
+  if (!validate_golden_loss()) return 1;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::AddCustomContext("device", at::hasCUDA() ? "cuda" : "cpu");
+  benchmark::AddCustomContext("torch", TORCH_VERSION);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
 }
 
 }  // namespace hacm::bench

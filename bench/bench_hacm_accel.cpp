@@ -148,12 +148,5 @@ BENCHMARK(BM_HacmPhase)
     ->ArgsProduct({{0, 1, 2, 3}, {kFp32, kBf16}});
 
 int main(int argc, char** argv) {
-  if (!validate_golden_loss()) return 1;
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("device", at::hasCUDA() ? "cuda" : "cpu");
-  benchmark::AddCustomContext("torch", TORCH_VERSION);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return hacm::bench::run_benchmarks(argc, argv);
 }

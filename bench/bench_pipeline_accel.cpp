@@ -174,12 +174,5 @@ BENCHMARK(BM_FeederBatch)
 BENCHMARK(BM_PretrainEpoch)->Unit(benchmark::kSecond)->UseRealTime()->Iterations(1)->Arg(1);
 
 int main(int argc, char** argv) {
-  if (!validate_golden_loss()) return 1;
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::AddCustomContext("device", at::hasCUDA() ? "cuda" : "cpu");
-  benchmark::AddCustomContext("torch", TORCH_VERSION);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
+  return hacm::bench::run_benchmarks(argc, argv);
 }

@@ -1,7 +1,7 @@
 // Embedded synthetic skeleton dataset: NTU-layout clips generated from a seed, no download.
 //
 // 14 classes in 4 families. Within a family the classes visit the same poses with the same
-// per-frame statistics (random phase, random facing over +-180 deg) and differ only in temporal
+// per-joint statistics (random phase, NTU-like views of 0 to +-90 deg) and differ only in temporal
 // order, rhythm or coordination between limbs / persons, so a linear classifier on raw
 // coordinates mostly recovers the family, while a temporal model can separate the classes.
 // See docs/synthetic.md for the classes, the nuisance factors and the measured difficulty.

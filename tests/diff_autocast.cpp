@@ -25,6 +25,7 @@
 #include "core/model_init.h"
 #include "reference/hacm_model.h"
 #include "tests/compare.h"
+#include "tests/diff_hacm_case.h"
 #include "tests/diff_util.h"
 
 using namespace hacm;
@@ -32,20 +33,6 @@ using namespace hacm::test;
 using hacm::ref::Tensor;
 
 namespace {
-
-Tensor<double> f32(Tensor<double> t) {
-  for (auto& v : t.data) v = double(float(v));
-  return t;
-}
-Tensor<double> uniforms(const std::vector<int64_t>& shape, uint64_t seed) {
-  Tensor<double> t(shape);
-  Rng rng(seed);
-  for (auto& v : t.data) v = double(float(rng.uniform()));
-  return t;
-}
-at::Tensor ids(const std::vector<int64_t>& v, at::Device dev) {
-  return at::tensor(v, at::TensorOptions().dtype(at::kLong)).reshape({4, -1}).to(dev);
-}
 
 // bf16 autocast on `dev` for the guard's lifetime (as bench_hacm_accel.cpp: on before the
 // forward, off and cache cleared before backward).
@@ -62,34 +49,13 @@ struct Bf16Autocast {
 };
 
 void autocast_case(const std::string& variant, at::Device dev) {
-  ModelShape s;
-  s.dim = s.decoder_dim = 32;
-  s.depth = s.decoder_depth = 1;
-  s.frames = 12;
-  ref::HacmConfig rc;
-  rc.heads = 4;
-  rc.variant = variant;
-  auto w = ref::HacmWeights<double>::load(
-      ref::checkpoint_from_arrays<double>(init_pretrain_params(s, 71)), rc);
-  Tensor<double> x5 = f32(ref_randn({2, 3, 12, 25, 2}, 72, 0.3));
-  Tensor<double> ut = uniforms({4, 36}, 73), us = uniforms({4, 36}, 74);
-  auto f = ref::hacm_forward(x5, ut, us, w, rc);
-  auto g = ref::hacm_backward(f, x5, w, rc);
-
-  accel::HacmConfig ac;
-  ac.dim = 32;
-  ac.heads = 4;
-  ac.depth = ac.decoder_depth = 1;
-  ac.variant = variant;
+  SmallHacmCase c = small_hacm_case(variant, 71);
+  auto& [rc, ac, w, x5, ut, us, f, g] = c;
   if (dev.is_cuda()) strict_fp32();  // what is not autocast stays float32 (no TF32)
   const std::string tag = variant + " bf16 " + dev_name(dev);
-  accel::StateDict sd;
-  for (const auto& [n, t] : w.named()) {
-    const bool trainable = n.rfind("l1.", 0) != 0 && n.rfind("l2.", 0) != 0;
-    sd[n] = to_at(*t, at::kFloat, dev).requires_grad_(trainable);
-  }
+  accel::StateDict sd = state_dict(w.named(), dev, /*all_trainable=*/false);
   at::Tensor xa = to_at(x5, at::kFloat, dev).requires_grad_(true);
-  accel::HacmInject inj{ids(f.sel_t.ids_shuffle, dev), ids(f.sel_s.ids_shuffle, dev)};
+  accel::HacmInject inj{ids(f.sel_t.ids_shuffle, 4, dev), ids(f.sel_s.ids_shuffle, 4, dev)};
   accel::HacmOutputs o;
   {
     Bf16Autocast guard(dev);

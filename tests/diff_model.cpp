@@ -15,6 +15,7 @@
 #include "reference/hacm_model.h"
 #include "reference/mamp.h"
 #include "tests/compare.h"
+#include "tests/diff_hacm_case.h"
 #include "tests/diff_util.h"
 
 using namespace hacm;
@@ -22,31 +23,6 @@ using namespace hacm::test;
 using hacm::ref::Tensor;
 
 namespace {
-
-// Round to float32 (the values the float backend will see).
-Tensor<double> f32(Tensor<double> t) {
-  for (auto& v : t.data) v = double(float(v));
-  return t;
-}
-
-Tensor<double> uniforms(const std::vector<int64_t>& shape, uint64_t seed) {
-  Tensor<double> t(shape);
-  Rng rng(seed);
-  for (auto& v : t.data) v = double(float(rng.uniform()));
-  return t;
-}
-
-// float32 state dict with gradients enabled, from the reference's (float-exact) double weights.
-accel::StateDict state_dict(const std::vector<std::pair<std::string, Tensor<double>*>>& named,
-                            at::Device dev) {
-  accel::StateDict sd;
-  for (const auto& [n, t] : named) sd[n] = to_at(*t, at::kFloat, dev).requires_grad_(true);
-  return sd;
-}
-
-at::Tensor ids(const std::vector<int64_t>& v, int64_t rows, at::Device dev) {
-  return at::tensor(v, at::TensorOptions().dtype(at::kLong)).reshape({rows, -1}).to(dev);
-}
 
 // Gradient of each reference tensor against the autograd one (undefined = 0).
 void compare_grads(const std::string& tag,
@@ -70,25 +46,8 @@ void compare_grads(const std::string& tag,
 }
 
 void hacm_case(const std::string& variant) {
-  ModelShape s;
-  s.dim = s.decoder_dim = 32;
-  s.depth = s.decoder_depth = 1;
-  s.frames = 12;
-  ref::HacmConfig rc;
-  rc.heads = 4;
-  rc.variant = variant;
-  auto w = ref::HacmWeights<double>::load(
-      ref::checkpoint_from_arrays<double>(init_pretrain_params(s, 41)), rc);
-  Tensor<double> x5 = f32(ref_randn({2, 3, 12, 25, 2}, 42, 0.3));
-  Tensor<double> ut = uniforms({4, 36}, 43), us = uniforms({4, 36}, 44);
-  auto f = ref::hacm_forward(x5, ut, us, w, rc);
-  auto g = ref::hacm_backward(f, x5, w, rc);
-
-  accel::HacmConfig ac;
-  ac.dim = 32;
-  ac.heads = 4;
-  ac.depth = ac.decoder_depth = 1;
-  ac.variant = variant;
+  SmallHacmCase c = small_hacm_case(variant, 41);
+  auto& [rc, ac, w, x5, ut, us, f, g] = c;
   for (at::Device dev : test_devices()) {
     if (dev.is_cuda()) strict_fp32();
     const std::string tag = variant + " " + dev_name(dev);

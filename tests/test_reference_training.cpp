@@ -112,6 +112,34 @@ bool bytes_equal(const NdArray& a, const NdArray& b) {
          std::memcmp(a.bytes, b.bytes, a.nbytes()) == 0;
 }
 
+// A checkpoint's progress: epochs done, steps into the next epoch (and optimiser steps).
+void expect_progress(const std::string& ckpt, int64_t epoch, int64_t step,
+                     int64_t optim_step = -1) {
+  auto in = npz_load(ckpt);
+  EXPECT_EQ(in.at("meta.epoch").at_i64(0), epoch);
+  EXPECT_EQ(in.at("meta.step").at_i64(0), step);
+  if (optim_step >= 0) {
+    EXPECT_EQ(in.at("optim.step").at_i64(0), optim_step);
+  }
+}
+
+// Two checkpoints hold the same members byte for byte (parameters, optim.*, meta.*); returns the
+// number of parameter members.
+int expect_same_checkpoint(const std::string& a, const std::string& b) {
+  auto fa = npz_load(a), fb = npz_load(b);
+  EXPECT_EQ(fa.size(), fb.size());
+  int params = 0;
+  for (const auto& [k, v] : fa) {
+    if (!fb.count(k)) {
+      ADD_FAILURE() << k << " missing in " << b;
+      continue;
+    }
+    EXPECT_TRUE(bytes_equal(v, fb.at(k))) << k << " differs after resume";
+    params += k.rfind("optim.", 0) != 0 && k.rfind("meta.", 0) != 0;
+  }
+  return params;
+}
+
 }  // namespace
 
 TEST(ReferenceTraining, CheckpointedAdamWEqualsReferenceAdamWBitwise) {
@@ -160,33 +188,17 @@ TEST(ReferenceTraining, StoppedAndResumedRunIsBitwiseIdentical) {
   RunOut b1 = run_all(p, cut, stop_after(5));
   ASSERT_TRUE(b1.stopped);
   const std::string ck = cut + "/stage0_pretrain.ckpt.npz";
-  {
-    auto in = npz_load(ck);
-    EXPECT_EQ(in.at("meta.epoch").at_i64(0), 0);
-    EXPECT_EQ(in.at("meta.step").at_i64(0), 5);
-    EXPECT_EQ(in.at("optim.step").at_i64(0), 5);
-  }
+  expect_progress(ck, 0, 5, 5);
   RunOut b2 = run_all(p, cut, stop_after(int(steps - 5 + 3)));
   ASSERT_TRUE(b2.stopped);
-  {
-    auto in = npz_load(ck);
-    EXPECT_EQ(in.at("meta.epoch").at_i64(0), 1);
-    EXPECT_EQ(in.at("meta.step").at_i64(0), 3);
-  }
+  expect_progress(ck, 1, 3);
   RunOut b3 = run_all(p, cut);
   ASSERT_FALSE(b3.stopped);
   ASSERT_EQ(b3.results.size(), 2u);
 
   // The final checkpoints: every member (parameters, optim.*, meta.*) byte for byte.
-  auto fa = npz_load(full + "/stage0_pretrain.ckpt.npz"), fb = npz_load(ck);
-  ASSERT_EQ(fa.size(), fb.size());
-  int params = 0;
-  for (const auto& [k, v] : fa) {
-    ASSERT_TRUE(fb.count(k)) << k;
-    EXPECT_TRUE(bytes_equal(v, fb.at(k))) << k << " differs after resume";
-    params += k.rfind("optim.", 0) != 0 && k.rfind("meta.", 0) != 0;
-  }
-  EXPECT_GT(params, 20);  // the whole model, not just a few tensors
+  EXPECT_GT(expect_same_checkpoint(full + "/stage0_pretrain.ckpt.npz", ck),
+            20);  // the whole model, not just a few tensors
   std::printf("  final loss uninterrupted %.17g, resumed %.17g\n",
               a.results[0]["final_loss"].get<double>(), b3.results[0]["final_loss"].get<double>());
   // Loss curves (doubles summed in the same order across the stop) and the probe: exactly equal.
@@ -305,32 +317,16 @@ TEST(ReferenceTraining, FinetuneStoppedAndResumedIsBitwiseIdentical) {
   RunOut b1 = run_all(p, cut, stop_after(int(pre_steps + 3)));
   ASSERT_TRUE(b1.stopped);
   const std::string ck = cut + "/stage1_finetune.ckpt.npz";
-  {
-    auto in = npz_load(ck);
-    EXPECT_EQ(in.at("meta.epoch").at_i64(0), 0);
-    EXPECT_EQ(in.at("meta.step").at_i64(0), 3);
-    EXPECT_EQ(in.at("optim.step").at_i64(0), 3);
-  }
+  expect_progress(ck, 0, 3, 3);
   RunOut b2 = run_all(p, cut, stop_after(int(steps - 3 + 2)));
   ASSERT_TRUE(b2.stopped);
-  {
-    auto in = npz_load(ck);
-    EXPECT_EQ(in.at("meta.epoch").at_i64(0), 1);
-    EXPECT_EQ(in.at("meta.step").at_i64(0), 2);
-  }
+  expect_progress(ck, 1, 2);
   RunOut b3 = run_all(p, cut);
   ASSERT_FALSE(b3.stopped);
   ASSERT_EQ(b3.results.size(), 2u);
-  auto fa = npz_load(full + "/stage1_finetune.ckpt.npz"), fb = npz_load(ck);
-  ASSERT_EQ(fa.size(), fb.size());
-  int params = 0;
-  for (const auto& [k, v] : fa) {
-    ASSERT_TRUE(fb.count(k)) << k;
-    EXPECT_TRUE(bytes_equal(v, fb.at(k))) << k << " differs after resume";
-    params += k.rfind("optim.", 0) != 0 && k.rfind("meta.", 0) != 0;
-  }
-  EXPECT_TRUE(fa.count("head.bn.running_var"));
-  EXPECT_GT(params, 30);  // encoder + head, not just a few tensors
+  EXPECT_TRUE(npz_load(ck).count("head.bn.running_var"));
+  EXPECT_GT(expect_same_checkpoint(full + "/stage1_finetune.ckpt.npz", ck),
+            30);  // encoder + head, not just a few tensors
   EXPECT_EQ(a.results[1]["curves"], b3.results[1]["curves"]);
   EXPECT_EQ(a.results[1]["top1_final"], b3.results[1]["top1_final"]);
 }
