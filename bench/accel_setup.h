@@ -2,6 +2,7 @@
 // with the authors' optimiser groups, and the golden-loss validation run before any timing.
 #pragma once
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <benchmark/benchmark.h>
 #include <torch/version.h>
 
@@ -100,6 +101,35 @@ inline bool validate_golden_loss() {
   return ok;
 }
 
+// The source tree's commit (git, or the COMMIT file of a `git archive` copy), else "unknown".
+inline std::string source_commit() {
+  std::string out;
+  const std::string cmd =
+      std::string("git -C '") + HACM_SOURCE_DIR + "' rev-parse --short HEAD 2>/dev/null";
+  if (FILE* f = ::popen(cmd.c_str(), "r")) {
+    char buf[128];
+    while (std::fgets(buf, sizeof buf, f)) out += buf;
+    ::pclose(f);
+  }
+  if (out.empty())
+    if (FILE* f = std::fopen((std::string(HACM_SOURCE_DIR) + "/COMMIT").c_str(), "r")) {
+      char buf[128];
+      if (std::fgets(buf, sizeof buf, f)) out = buf;
+      std::fclose(f);
+    }
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out.empty() ? "unknown" : out;
+}
+
+// LibTorch's BLAS (the BLAS_INFO entry of its build configuration).
+inline std::string torch_blas() {
+  const std::string cfg = at::show_config();
+  const auto at_key = cfg.find("BLAS_INFO=");
+  if (at_key == std::string::npos) return "unknown";
+  const auto begin = at_key + 10, end = cfg.find_first_of(", \n", begin);
+  return cfg.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+}
+
 // main() of the accelerated benchmark binaries: validate, then run with the device and torch
 // version in the JSON context.
 inline int run_benchmarks(int argc, char** argv) {
@@ -108,6 +138,9 @@ inline int run_benchmarks(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("device", at::hasCUDA() ? "cuda" : "cpu");
   benchmark::AddCustomContext("torch", TORCH_VERSION);
+  benchmark::AddCustomContext("git_commit", source_commit());
+  benchmark::AddCustomContext("blas", torch_blas());
+  benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   return 0;
