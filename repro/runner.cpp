@@ -18,6 +18,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -669,6 +670,14 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
     result["runs"].push_back(run);
   }
   result["wall_s"] = std::chrono::duration<double>(Clock::now() - t_all).count();
+  {  // when the run finished (UTC): `repro table` shows the newest result of a protocol
+    std::time_t now = std::time(nullptr);
+    std::tm utc{};
+    gmtime_r(&now, &utc);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    result["finished_utc"] = buf;
+  }
   // Summary over seeds (mean ± std of each evaluation stage's final and max top-1).
   json summary = json::array();
   for (size_t i = 0; i < p.stages.size(); ++i) {

@@ -78,7 +78,14 @@ namespace {
 
 struct Cell {
   std::string text, link;
+  std::string order;  // "<finished_utc>|<file>": the newest result fills a cell
 };
+
+// Sets a cell unless it already holds a newer result.
+void put(std::map<std::string, Cell>& cells, const std::string& col, Cell c) {
+  auto it = cells.find(col);
+  if (it == cells.end() || it->second.order < c.order) cells[col] = std::move(c);
+}
 
 void add_table_command_impl(CLI::App& app) {
   struct Opts {
@@ -108,7 +115,7 @@ void add_table_command_impl(CLI::App& app) {
         std::string col = e.at("column").get<std::string>();
         columns.insert(col);
         rows[e.at("method").get<std::string>() + " (published)"][col] =
-            Cell{f2(e.at("top1").get<double>()) + " " + e.at("tag").get<std::string>(), ""};
+            Cell{f2(e.at("top1").get<double>()) + " " + e.at("tag").get<std::string>(), "", ""};
       }
     }
     for (const auto& entry : fs::recursive_directory_iterator(o->dir)) {
@@ -130,6 +137,8 @@ void add_table_command_impl(CLI::App& app) {
                                     fs::absolute(o->dir), ec);
         link = ec ? r["protocol_file"].get<std::string>() : rel.string();
       }
+      // Results without finished_utc (before 2026-11-23) count as oldest.
+      const std::string order = r.value("finished_utc", "") + "|" + entry.path().string();
       const json& pj = r["protocol_json"];
       std::string method = pj.contains("method") ? pj["method"].value("name", "hacm") : "hacm";
       std::string label =
@@ -150,14 +159,15 @@ void add_table_command_impl(CLI::App& app) {
         mf /= double(fin.size()), mm /= double(mx.size());
         std::string col = column_key(pj, i);
         columns.insert(col);
-        rows[label][col] = Cell{f2(mf) + " (max " + f2(mm) + ")" +
-                                    (fin.size() > 1 ? " n=" + std::to_string(fin.size()) : ""),
-                                link};
+        put(rows[label], col,
+            Cell{f2(mf) + " (max " + f2(mm) + ")" +
+                     (fin.size() > 1 ? " n=" + std::to_string(fin.size()) : ""),
+                 link, order});
         const json& s0 = r["runs"][0]["stages"][i];
         if (s0.contains("linear_random")) {
           columns.insert(col);
-          rows["random-init encoder (ours)"][col] =
-              Cell{f2(s0["linear_random"]["top1_final"]), link};
+          put(rows["random-init encoder (ours)"], col,
+              Cell{f2(s0["linear_random"]["top1_final"]), link, order});
         }
       }
     }

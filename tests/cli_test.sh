@@ -59,6 +59,13 @@ run)
   grep -q '"confusion_final"' "$T"/r_tiny_linear/*.json && grep -q '"confusion_final"' "$T"/r_tiny_reference/*.json && ok "confusion matrices recorded (both backends)" || bad "no confusion_final"
   expect 0 "" -- "$REPRO" table "$T/r_tiny_linear"
   [ -s "$T/r_tiny_linear/TABLE.md" ] && ok "table written" || bad "no TABLE.md"
+  # Several results of one protocol: the table shows the newest (finished_utc).
+  f=$(ls "$T"/r_tiny_linear/tiny_linear-*.json | head -1)
+  grep -q '"finished_utc": "20' "$f" && ok "finished_utc recorded" || bad "no finished_utc in $f"
+  sed -E 's/"finished_utc": "[^"]*"/"finished_utc": "2999-01-01T00:00:00Z"/; s/"top1_final": [-0-9.e]+/"top1_final": 12.34/' "$f" >"$T/r_tiny_linear/newer.json"
+  sed -E 's/"finished_utc": "[^"]*"/"finished_utc": "1999-01-01T00:00:00Z"/; s/"top1_final": [-0-9.e]+/"top1_final": 56.78/' "$f" >"$T/r_tiny_linear/zz-older.json"
+  "$REPRO" table "$T/r_tiny_linear" >/dev/null 2>&1
+  grep -q "12.34" "$T/r_tiny_linear/TABLE.md" && ! grep -q "56.78" "$T/r_tiny_linear/TABLE.md" && ok "table shows the newest result" || bad "table does not show the newest result: $(cat "$T/r_tiny_linear/TABLE.md")"
   ;;
 resume)
   P="$SRC/protocols/test/tiny_resume.json"
