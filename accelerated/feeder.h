@@ -32,9 +32,6 @@ class DeviceFeeder {
   // `host` must outlive this object (draws and configuration come from it).
   DeviceFeeder(const Feeder& host, c10::Device device);
 
-  int64_t size() const { return host_.size(); }
-  const Feeder& host() const { return host_; }
-  c10::Device device() const { return device_; }
   // Bytes of the resident clip array.
   int64_t resident_bytes() const;
 

@@ -81,7 +81,6 @@ void register_accelerated_components(ComponentRegistry& reg) {
   HACM_ACC("linprobe_head", linprobe_head_forward, true, "");
   HACM_ACC("finetune_head", finetune_head_forward, true, "takes tokens: features + head");
   HACM_ACC("cross_entropy", cross_entropy_forward, true, "");
-  HACM_ACC("topk_correct", topk_correct, false, "");
   // training
   HACM_ACC("adamw", AdamW::step, false, "");
   HACM_ACC("sgd_momentum", Sgd::step, false, "");

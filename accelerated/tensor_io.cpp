@@ -78,11 +78,12 @@ void save_state_dict(const std::string& path, const StateDict& sd) {
   npz_save(path, arrays);
 }
 
-at::Tensor rng_uniform(const std::vector<int64_t>& shape, uint64_t seed, c10::Device device) {
+at::Tensor rng_uniform(const std::vector<int64_t>& shape, uint64_t seed, c10::Device device,
+                       double lo, double hi) {
   at::Tensor t = at::empty(shape, at::kFloat);
   Rng rng(seed);
   float* p = t.data_ptr<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(rng.uniform());
+  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(rng.uniform(lo, hi));
   return t.to(device);
 }
 

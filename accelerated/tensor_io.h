@@ -23,8 +23,10 @@ NdArray to_ndarray(const at::Tensor& t);
 // Every member of a checkpoint npz, converted to `dtype` (integer members keep int64).
 StateDict load_state_dict(const std::string& path, c10::ScalarType dtype);
 void save_state_dict(const std::string& path, const StateDict& sd);
-// A float32 tensor of `shape` on `device` holding float(U[0,1)) drawn in row-major order from
-// our Rng(seed): the masking uniforms of the runner, identical for both backends on any machine.
-at::Tensor rng_uniform(const std::vector<int64_t>& shape, uint64_t seed, c10::Device device);
+// A float32 tensor of `shape` on `device` holding float(U[lo,hi)) drawn in row-major order from
+// our Rng(seed): the masking uniforms of the runner (U[0,1)), identical for both backends on any
+// machine, and seeded benchmark inputs.
+at::Tensor rng_uniform(const std::vector<int64_t>& shape, uint64_t seed, c10::Device device,
+                       double lo = 0.0, double hi = 1.0);
 
 }  // namespace hacm::accel

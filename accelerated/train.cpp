@@ -154,10 +154,4 @@ at::Tensor cross_entropy_forward(const at::Tensor& logits, const at::Tensor& lab
   return ((1.0 - smoothing) * nll - smoothing * logp.mean(-1)).mean();
 }
 
-int64_t topk_correct(const at::Tensor& logits, const at::Tensor& labels, int64_t k) {
-  k = std::min<int64_t>(k, logits.size(1));
-  at::Tensor top = std::get<1>(logits.topk(k, 1));
-  return top.eq(labels.unsqueeze(1)).any(1).sum().item<int64_t>();
-}
-
 }  // namespace hacm::accel

@@ -79,7 +79,5 @@ class Sgd : public Optimizer {
 // LabelSmoothingCrossEntropy: (1-eps)*nll + eps*mean(-log p)).
 at::Tensor cross_entropy_forward(const at::Tensor& logits, const at::Tensor& labels,
                                  double smoothing);
-// Top-k correct counts of logits [B, C] against labels [B].
-int64_t topk_correct(const at::Tensor& logits, const at::Tensor& labels, int64_t k);
 
 }  // namespace hacm::accel

@@ -16,6 +16,7 @@
 #include "accelerated/tensor_io.h"
 #include "core/model_init.h"
 #include "core/npz.h"
+#include "core/provenance.h"
 #include "core/rng.h"
 
 namespace hacm::bench {
@@ -24,14 +25,6 @@ constexpr double kFlopPerClip = 1.23e12 / 64.0;  // forward + backward, issue #6
 
 inline at::Device bench_device() {
   return at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU);
-}
-
-inline at::Tensor seeded_uniform(std::vector<int64_t> shape, uint64_t seed, double lo, double hi) {
-  at::Tensor t = at::empty(shape, at::kFloat);
-  Rng rng(seed);
-  float* p = t.data_ptr<float>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(rng.uniform(lo, hi));
-  return t;
 }
 
 struct Setup {
@@ -62,9 +55,9 @@ inline Setup make_setup(int64_t clips, const std::string& variant, at::Device de
     (t.dim() == 1 || (k.size() > 5 && k.substr(k.size() - 5) == ".bias") ? s.no_decay : s.decay)
         .push_back(t);
   }
-  s.x5 = seeded_uniform({clips, 3, 72, 25, 2}, 11, -1.0, 1.0).to(dev);
-  s.Ut = seeded_uniform({clips * 2, 216}, 12, 0.0, 1.0).to(dev);
-  s.Us = seeded_uniform({clips * 2, 216}, 13, 0.0, 1.0).to(dev);
+  s.x5 = accel::rng_uniform({clips, 3, 72, 25, 2}, 11, dev, -1.0, 1.0);
+  s.Ut = accel::rng_uniform({clips * 2, 216}, 12, dev);
+  s.Us = accel::rng_uniform({clips * 2, 216}, 13, dev);
   return s;
 }
 
@@ -101,26 +94,6 @@ inline bool validate_golden_loss() {
   return ok;
 }
 
-// The source tree's commit (git, or the COMMIT file of a `git archive` copy), else "unknown".
-inline std::string source_commit() {
-  std::string out;
-  const std::string cmd =
-      std::string("git -C '") + HACM_SOURCE_DIR + "' rev-parse --short HEAD 2>/dev/null";
-  if (FILE* f = ::popen(cmd.c_str(), "r")) {
-    char buf[128];
-    while (std::fgets(buf, sizeof buf, f)) out += buf;
-    ::pclose(f);
-  }
-  if (out.empty())
-    if (FILE* f = std::fopen((std::string(HACM_SOURCE_DIR) + "/COMMIT").c_str(), "r")) {
-      char buf[128];
-      if (std::fgets(buf, sizeof buf, f)) out = buf;
-      std::fclose(f);
-    }
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out.empty() ? "unknown" : out;
-}
-
 // LibTorch's BLAS (the BLAS_INFO entry of its build configuration).
 inline std::string torch_blas() {
   const std::string cfg = at::show_config();
@@ -138,7 +111,8 @@ inline int run_benchmarks(int argc, char** argv) {
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("device", at::hasCUDA() ? "cuda" : "cpu");
   benchmark::AddCustomContext("torch", TORCH_VERSION);
-  benchmark::AddCustomContext("git_commit", source_commit());
+  const std::string commit = source_commit(HACM_SOURCE_DIR);
+  benchmark::AddCustomContext("git_commit", commit.empty() ? "unknown" : commit);
   benchmark::AddCustomContext("blas", torch_blas());
   benchmark::AddCustomContext("torch_threads", std::to_string(at::get_num_threads()));
   benchmark::RunSpecifiedBenchmarks();

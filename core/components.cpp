@@ -258,12 +258,6 @@ std::vector<ComponentSpec> build_catalogue() {
       both("cross_entropy", "downstream", "label-smoothing cross-entropy (timm)",
            {"test_ref_downstream.cpp ReferenceDownstream.LinprobeBackwardMatchesFiniteDifferences",
             "diff_trajectory.cpp DifferentialOptim.CrossEntropyLabelSmoothing"}));
-  c.push_back(
-      only(no_grad(both("topk_correct", "downstream", "top-k correct count of logits", {}),
-                   "integer evaluation metric"),
-           Backend::kAccelerated,
-           "an integer metric, not a numerical component of reference/: the runners count top-k "
-           "hits next to their evaluation loops"));
   // ---- training
   c.push_back(no_grad(both("adamw", "training", "torch.optim.AdamW update (decoupled weight decay)",
                            {"test_ref_optim.cpp ReferenceOptim.AdamWMatchesHandComputedSteps",

@@ -35,6 +35,7 @@
 #include "core/npz.h"
 #include "core/prepare.h"
 #include "core/progress.h"
+#include "core/provenance.h"
 #include "core/rng.h"
 #include "core/skeleton.h"
 #include "repro/reference_trainer.h"
@@ -564,18 +565,10 @@ json library_versions() {
   return v;
 }
 
+// The source tree's commit now, else the configure-time one (a copy whose source dir is gone).
 std::string git_commit() {
-  std::string cmd =
-      std::string("git -C '") + HACM_SOURCE_DIR + "' rev-parse --short HEAD 2>/dev/null";
-  std::string out;
-  if (FILE* f = ::popen(cmd.c_str(), "r")) {
-    char buf[128];
-    while (std::fgets(buf, sizeof buf, f)) out += buf;
-    ::pclose(f);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return out.empty() ? std::string(HACM_GIT_COMMIT)
-                     : out;  // configure-time commit for copied trees
+  const std::string c = source_commit(HACM_SOURCE_DIR);
+  return c.empty() ? std::string(HACM_GIT_COMMIT) : c;
 }
 
 void write_json_atomic(const std::string& path, const json& j) {

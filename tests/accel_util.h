@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,19 @@ inline bool cuda_present() {
     if (!::hacm::test::cuda_present())                             \
       GTEST_SKIP() << "no CUDA device present: CUDA case skipped"; \
   } while (0)
+
+// Devices a test runs on: CPU always, CUDA when present (else it says the CUDA case is skipped).
+inline std::vector<at::Device> test_devices() {
+  std::vector<at::Device> d{at::kCPU};
+  if (cuda_present())
+    d.emplace_back(at::kCUDA);
+  else
+    std::printf("no CUDA device present: CUDA case skipped\n");
+  return d;
+}
+inline const char* dev_name(const at::Device& d) {
+  return d.is_cuda() ? "cuda" : "cpu";
+}
 
 inline std::vector<double> to_vec(const at::Tensor& t) {
   at::Tensor c = t.detach().to(at::kCPU, at::kDouble).contiguous();

@@ -29,14 +29,4 @@ inline std::vector<double> ref_vec(const ref::Tensor<double>& t) {
   return t.data;
 }
 
-// Devices a differential test runs on: CPU always, CUDA when present.
-inline std::vector<at::Device> test_devices() {
-  std::vector<at::Device> d{at::kCPU};
-  if (cuda_present()) d.emplace_back(at::kCUDA);
-  return d;
-}
-inline const char* dev_name(const at::Device& d) {
-  return d.is_cuda() ? "cuda" : "cpu";
-}
-
 }  // namespace hacm::test

@@ -22,15 +22,6 @@ using namespace hacm::test;
 
 namespace {
 
-std::vector<at::Device> devices() {
-  std::vector<at::Device> d{at::kCPU};
-  if (cuda_present())
-    d.emplace_back(at::kCUDA);
-  else
-    std::printf("no CUDA device present: CUDA case skipped\n");
-  return d;
-}
-
 class GoldenFeederAccel : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -89,7 +80,7 @@ class GoldenFeederAccel : public ::testing::Test {
 }  // namespace
 
 TEST_F(GoldenFeederAccel, TrainCropRotateVelocity) {
-  for (const at::Device& dev : devices()) {
+  for (const at::Device& dev : test_devices()) {
     std::printf("device %s\n", dev.str().c_str());
     expect("crop_train72_f32code", run(dev, true, false, false), 1e-6);
     expect("rot_train72_f32code", run(dev, true, true, false), 1e-6);
@@ -98,7 +89,7 @@ TEST_F(GoldenFeederAccel, TrainCropRotateVelocity) {
 }
 
 TEST_F(GoldenFeederAccel, TestCentreCrop) {
-  for (const at::Device& dev : devices()) {
+  for (const at::Device& dev : test_devices()) {
     std::printf("device %s\n", dev.str().c_str());
     expect("crop_test72_f32code", run(dev, false, false, false), 1e-6);
   }
