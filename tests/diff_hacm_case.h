@@ -22,12 +22,15 @@ inline ref::Tensor<double> f32(ref::Tensor<double> t) {
   return t;
 }
 
-// float32-exact uniforms in [0, 1) from Rng(seed).
-inline ref::Tensor<double> uniforms(const std::vector<int64_t>& shape, uint64_t seed) {
+// float32-exact uniforms in [0, 1), drawn from `rng` (or from Rng(seed)).
+inline ref::Tensor<double> uniforms(const std::vector<int64_t>& shape, Rng& rng) {
   ref::Tensor<double> t(shape);
-  Rng rng(seed);
   for (auto& v : t.data) v = double(float(rng.uniform()));
   return t;
+}
+inline ref::Tensor<double> uniforms(const std::vector<int64_t>& shape, uint64_t seed) {
+  Rng rng(seed);
+  return uniforms(shape, rng);
 }
 
 // A reference index list as an int64 tensor [rows, -1] on `dev`.
@@ -48,7 +51,35 @@ inline accel::StateDict state_dict(
   return sd;
 }
 
-// The small HA-CM case: core/model_init.h weights from `seed`, x5 / U_t / U_s from seed+1..3.
+// The small HA-CM model: both backends' configs, core/model_init.h weights from `seed` and the
+// input x5 [2, 3, 12, 25, 2] from seed+1.
+struct SmallHacmModel {
+  ref::HacmConfig rc;
+  accel::HacmConfig ac;
+  ref::HacmWeights<double> w;
+  ref::Tensor<double> x5;
+};
+
+inline SmallHacmModel small_hacm_model(const std::string& variant, uint64_t seed) {
+  ModelShape s;
+  s.dim = s.decoder_dim = 32;
+  s.depth = s.decoder_depth = 1;
+  s.frames = 12;
+  SmallHacmModel m;
+  m.rc.heads = 4;
+  m.rc.variant = variant;
+  m.w = ref::HacmWeights<double>::load(
+      ref::checkpoint_from_arrays<double>(init_pretrain_params(s, seed)), m.rc);
+  m.x5 = f32(ref_randn({2, 3, 12, 25, 2}, seed + 1, 0.3));
+  m.ac.dim = 32;
+  m.ac.heads = 4;
+  m.ac.depth = m.ac.decoder_depth = 1;
+  m.ac.variant = variant;
+  return m;
+}
+
+// The small model with U_t / U_s from seed+2, seed+3 and the reference's double forward and
+// backward.
 struct SmallHacmCase {
   ref::HacmConfig rc;
   accel::HacmConfig ac;
@@ -59,24 +90,11 @@ struct SmallHacmCase {
 };
 
 inline SmallHacmCase small_hacm_case(const std::string& variant, uint64_t seed) {
-  ModelShape s;
-  s.dim = s.decoder_dim = 32;
-  s.depth = s.decoder_depth = 1;
-  s.frames = 12;
-  SmallHacmCase c;
-  c.rc.heads = 4;
-  c.rc.variant = variant;
-  c.w = ref::HacmWeights<double>::load(
-      ref::checkpoint_from_arrays<double>(init_pretrain_params(s, seed)), c.rc);
-  c.x5 = f32(ref_randn({2, 3, 12, 25, 2}, seed + 1, 0.3));
-  c.ut = uniforms({4, 36}, seed + 2);
-  c.us = uniforms({4, 36}, seed + 3);
+  SmallHacmModel m = small_hacm_model(variant, seed);
+  SmallHacmCase c{m.rc, m.ac, m.w, m.x5, uniforms({4, 36}, seed + 2), uniforms({4, 36}, seed + 3),
+                  {},   {}};
   c.f = ref::hacm_forward(c.x5, c.ut, c.us, c.w, c.rc);
   c.g = ref::hacm_backward(c.f, c.x5, c.w, c.rc);
-  c.ac.dim = 32;
-  c.ac.heads = 4;
-  c.ac.depth = c.ac.decoder_depth = 1;
-  c.ac.variant = variant;
   return c;
 }
 

@@ -26,6 +26,7 @@
 #include "reference/hacm_model.h"
 #include "reference/optim.h"
 #include "tests/compare.h"
+#include "tests/diff_hacm_case.h"
 #include "tests/diff_util.h"
 
 using namespace hacm;
@@ -38,15 +39,6 @@ constexpr int kSteps = 10;
 constexpr double kLr = 1e-3, kMinLr = 1e-5, kWarmup = 0.4, kEpochs = 2.0, kItersPerEpoch = 5;
 constexpr double kBeta1 = 0.9, kBeta2 = 0.95, kWd = 0.05;
 
-Tensor<double> f32(Tensor<double> t) {
-  for (auto& v : t.data) v = double(float(v));
-  return t;
-}
-Tensor<double> uniforms(const std::vector<int64_t>& shape, Rng& rng) {
-  Tensor<double> t(shape);
-  for (auto& v : t.data) v = double(float(rng.uniform()));
-  return t;
-}
 bool criterion_param(const std::string& n) {
   return n.rfind("l1.", 0) == 0 || n.rfind("l2.", 0) == 0;
 }
@@ -64,20 +56,8 @@ struct Setup {
 };
 
 Setup make_setup(const std::string& variant) {
-  ModelShape shape;
-  shape.dim = shape.decoder_dim = 32;
-  shape.depth = shape.decoder_depth = 1;
-  shape.frames = 12;
-  Setup s;
-  s.rc.heads = 4;
-  s.rc.variant = variant;
-  s.w0 = ref::HacmWeights<double>::load(
-      ref::checkpoint_from_arrays<double>(init_pretrain_params(shape, 91)), s.rc);
-  s.ac.dim = 32;
-  s.ac.heads = 4;
-  s.ac.depth = s.ac.decoder_depth = 1;
-  s.ac.variant = variant;
-  s.x5 = f32(ref_randn({2, 3, 12, 25, 2}, 92, 0.3));
+  SmallHacmModel m = small_hacm_model(variant, 91);  // x5 from seed 92
+  Setup s{m.rc, m.ac, m.w, m.x5, {}, {}};
   Rng rng(93);
   for (int it = 0; it < kSteps; ++it) {
     s.ut.push_back(uniforms({4, 36}, rng));
