@@ -20,6 +20,9 @@ constexpr int kSyntheticFrames = 300;   // padded length (as NTU)
 constexpr int kSyntheticValues = 150;   // [person 2][joint 25][xyz]
 constexpr int kSyntheticSubjects = 40;  // subject ids 1..40
 constexpr int kSyntheticCameras = 3;    // camera ids 1..3
+// Bumped whenever the generated values change for a given seed: cached data sets are keyed by it
+// (`repro run` work dirs) and result records carry it, so old files are never silently reused.
+constexpr int kSyntheticGenerator = 3;
 
 int synthetic_num_classes();
 const char* synthetic_class_name(int label);

@@ -38,6 +38,7 @@
 #include "core/provenance.h"
 #include "core/rng.h"
 #include "core/skeleton.h"
+#include "core/synthetic.h"
 #include "repro/reference_trainer.h"
 #include "repro/run_common.h"
 
@@ -83,8 +84,8 @@ struct Ctx {
 // The npz a dataset spec refers to (generating the synthetic set into the work dir once).
 std::string dataset_file(const Ctx& c, const DatasetSpec& d) {
   if (d.kind == "npz") return d.path;
-  std::string dir =
-      c.opt.work_dir + "/data/synthetic_" + std::to_string(d.clips) + "_" + std::to_string(d.seed);
+  std::string dir = c.opt.work_dir + "/data/synthetic_" + std::to_string(d.clips) + "_" +
+                    std::to_string(d.seed) + "_g" + std::to_string(kSyntheticGenerator);
   std::string file = dir + (d.split == "xsub" ? "/Synthetic_XSub.npz" : "/Synthetic_XView.npz");
   if (!fs::exists(file)) {
     PrepareOptions po;
@@ -620,6 +621,7 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
                  {"versions", library_versions()},
                  {"seeds", p.seeds},
                  {"runs", json::array()}};
+  if (p.dataset.kind == "synthetic") result["synthetic_generator"] = kSyntheticGenerator;
   auto t_all = Clock::now();
   for (uint64_t seed : p.seeds) {
     c.seed = seed;

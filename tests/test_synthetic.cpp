@@ -106,6 +106,90 @@ TEST(Synthetic, BoneLengthsAreStableAndPlausible) {
   }
 }
 
+// The classes are defined relative to the body (docs/synthetic.md): a clip's displacement, read
+// back from the skeleton in its own frame (left = hip L - hip R, up = spine, forward = left x up),
+// points where the label says, whatever the camera and the facing.
+struct BodyFrame {
+  Eigen::Vector3d left, up, fwd;
+};
+Eigen::Vector3d joint_at(const std::vector<float>& x, int t, int person, int j) {
+  const float* p = &x[size_t(t * 150 + person * 75 + j * 3)];
+  return {p[0], p[1], p[2]};
+}
+// Mean of a joint over frames [t0, t0 + n), to average out sensor noise.
+Eigen::Vector3d joint_mean(const std::vector<float>& x, int t0, int n, int person, int j) {
+  Eigen::Vector3d s = Eigen::Vector3d::Zero();
+  for (int t = t0; t < t0 + n; ++t) s += joint_at(x, t, person, j);
+  return s / n;
+}
+BodyFrame body_frame(const std::vector<float>& x, int t0, int n, int person) {
+  BodyFrame f;
+  f.up = (joint_mean(x, t0, n, person, kSpineShoulder) - joint_mean(x, t0, n, person, kSpineBase))
+             .normalized();
+  Eigen::Vector3d l = joint_mean(x, t0, n, person, kHipL) - joint_mean(x, t0, n, person, kHipR);
+  f.left = (l - l.dot(f.up) * f.up).normalized();
+  f.fwd = f.left.cross(f.up);
+  return f;
+}
+
+TEST(Synthetic, MotionFollowsTheLabelInTheBodyFrame) {
+  constexpr double kQuarter = 3.14159265358979323846 / 4;
+  // One-person classes: direction of travel in the (left, forward) plane, radians from forward
+  // towards the left.
+  const double dir[8] = {0,        4 * kQuarter,  2 * kQuarter, -2 * kQuarter,
+                         kQuarter, -3 * kQuarter, -kQuarter,    3 * kQuarter};
+  const int K = synthetic_num_classes();
+  for (int64_t i = 0; i < 4 * K; ++i) {
+    SyntheticMeta m;
+    auto x = clip(21, i, &m);
+    const int n = 8, a = 0, b = m.length - n;  // first and last 8 frames
+    const BodyFrame f1 = body_frame(x, a, m.length, 0);
+    const Eigen::Vector3d d1 =
+        joint_mean(x, b, n, 0, kSpineMid) - joint_mean(x, a, n, 0, kSpineMid);
+    const std::string what =
+        std::string(synthetic_class_name(m.label)) + ", clip " + std::to_string(i);
+    if (m.label < 8) {
+      const double along =
+          std::cos(dir[m.label]) * d1.dot(f1.fwd) + std::sin(dir[m.label]) * d1.dot(f1.left);
+      const double across =
+          -std::sin(dir[m.label]) * d1.dot(f1.fwd) + std::cos(dir[m.label]) * d1.dot(f1.left);
+      // >= 0.25 m travelled, within ~20 degrees of the labelled direction
+      EXPECT_GT(along, 0.25) << what;
+      EXPECT_LT(std::fabs(across), 0.35 * along) << what;
+      continue;
+    }
+    ASSERT_GT(m.subject2, 0) << what;
+    const Eigen::Vector3d d2 =
+        joint_mean(x, b, n, 1, kSpineMid) - joint_mean(x, a, n, 1, kSpineMid);
+    const double gap0 =
+        (joint_mean(x, a, n, 1, kSpineMid) - joint_mean(x, a, n, 0, kSpineMid)).norm();
+    const double gap1 =
+        (joint_mean(x, b, n, 1, kSpineMid) - joint_mean(x, b, n, 0, kSpineMid)).norm();
+    // Frames around the middle of the clip: while circling, the chord from the first to the
+    // last frame is parallel to the path's tangent there.
+    const int mid = m.length / 2 - n / 2;
+    const BodyFrame f1m = body_frame(x, mid, n, 0), f2 = body_frame(x, mid, n, 1);
+    switch (m.label) {
+      case 8:  // approach: person 2 closes in, walking forward
+      case 9:  // retreat: the reverse
+        EXPECT_GT((m.label == 8 ? 1 : -1) * (gap0 - gap1), 0.5) << what;
+        EXPECT_GT((m.label == 8 ? 1 : -1) * d2.dot(f2.fwd), 0.5) << what;
+        break;
+      case 10:  // circling each other: both step to their right (11: left), the gap stays
+      case 11:
+        EXPECT_LT((m.label == 10 ? 1 : -1) * d1.dot(f1m.left), -0.15) << what;
+        EXPECT_LT((m.label == 10 ? 1 : -1) * d2.dot(f2.left), -0.15) << what;
+        EXPECT_LT(std::fabs(gap1 - gap0), 0.2) << what;
+        EXPECT_LT(f1m.fwd.dot(f2.fwd), -0.7) << what;  // facing each other
+        break;
+      default:  // side by side, both walking forward (13: backward)
+        EXPECT_GT((m.label == 12 ? 1 : -1) * d1.dot(f1m.fwd), 0.5) << what;
+        EXPECT_GT((m.label == 12 ? 1 : -1) * d2.dot(f1m.fwd), 0.5) << what;
+        EXPECT_GT(f1m.fwd.dot(f2.fwd), 0.7) << what;
+    }
+  }
+}
+
 std::string slurp(const std::string& p) {
   std::ifstream f(p, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(f), {});
@@ -278,6 +362,7 @@ using Mat = Eigen::MatrixXd;
 struct Probe {
   double train_acc = 0, test_acc = 0;
   int iters = 0;
+  std::vector<double> test_per_class;  // top-1 per class on the test clips
 };
 
 double softmax_loss(const Mat& F, const std::vector<int>& y, const Mat& Z,
@@ -378,21 +463,30 @@ Probe linear_probe(const Mat& Xtr, const std::vector<int>& ytr, const Mat& Xte,
     Mat Z;
     Eigen::RowVectorXd b;
     unpack(w, &Z, &b);
-    auto acc = [&](const Mat& X, const std::vector<int>& y) {
+    auto acc = [&](const Mat& X, const std::vector<int>& y, std::vector<double>* per_class) {
       Mat P = X * Z;
       P.rowwise() += b;
       int64_t ok = 0;
+      std::vector<int64_t> hit(size_t(K), 0), count(size_t(K), 0);
       for (int64_t i = 0; i < P.rows(); ++i) {
         Eigen::Index j;
         P.row(i).maxCoeff(&j);
-        ok += (int(j) == y[size_t(i)]);
+        const size_t c = size_t(y[size_t(i)]);
+        ok += (int(j) == y[size_t(i)]), hit[c] += (int(j) == y[size_t(i)]), ++count[c];
       }
+      if (per_class)
+        for (size_t c = 0; c < size_t(K); ++c)
+          per_class->push_back(double(hit[c]) / double(std::max<int64_t>(1, count[c])));
       return double(ok) / double(std::max<int64_t>(1, P.rows()));
     };
-    Probe p{acc(F, ytr), acc(G, yte), it};
+    Probe p{acc(F, ytr, nullptr), acc(G, yte, nullptr), it, {}};
+    acc(G, yte, &p.test_per_class);
     std::printf(
-        "  linear probe lambda=%g: train top-1 %.3f, test top-1 %.3f (%d L-BFGS iterations)\n",
+        "  linear probe lambda=%g: train top-1 %.3f, test top-1 %.3f (%d L-BFGS iterations)\n"
+        "    test top-1 per class:",
         lambda, p.train_acc, p.test_acc, it);
+    for (double a : p.test_per_class) std::printf(" %.2f", a);
+    std::printf("\n");
     if (all) all->push_back(p);
     if (p.test_acc > best.test_acc) best = p;
   }
