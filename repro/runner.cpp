@@ -583,6 +583,79 @@ void write_json_atomic(const std::string& path, const json& j) {
   fs::rename(tmp, path);
 }
 
+std::string utc_now(const char* fmt) {
+  std::time_t now = std::time(nullptr);
+  std::tm utc{};
+  gmtime_r(&now, &utc);
+  char buf[32];
+  std::strftime(buf, sizeof buf, fmt, &utc);
+  return buf;
+}
+
+// What a work dir's checkpoints and stage results were made from: the protocol's bytes and the
+// data (synthetic generator version; an npz file's size and modification time, which change when
+// it is prepared again). Code changes do not count: a rebuilt binary resumes its own run.
+json run_fingerprint(const Protocol& p) {
+  json data = json::array();
+  auto add = [&](const DatasetSpec& d) {
+    if (d.kind == "synthetic") {
+      data.push_back({{"synthetic_generator", kSyntheticGenerator}});
+    } else {
+      std::error_code ec;
+      const auto size = fs::file_size(d.path, ec);
+      const auto mtime = fs::last_write_time(d.path, ec);
+      data.push_back({{"path", d.path},
+                      {"size", ec ? -1 : int64_t(size)},
+                      {"mtime", ec ? 0 : int64_t(mtime.time_since_epoch().count())}});
+    }
+  };
+  add(p.dataset);
+  for (const auto& st : p.stages)
+    if (st.has_dataset) add(st.dataset);
+  return {{"protocol_sha256", p.sha256}, {"data", data}};
+}
+
+// A work dir resumes only the run that made it (work_dir/run.json). Checkpoints and stage results
+// of any other run (another protocol version, regenerated data, or files older than run.json) are
+// moved to work_dir/stale-<UTC time>/, never reused and never deleted. `data/` (generated synthetic
+// sets, keyed by size, seed and generator version) is shared.
+void claim_work_dir(const std::string& dir, const json& fingerprint) {
+  const std::string stamp = dir + "/run.json";
+  std::string why;
+  if (fs::exists(stamp)) {
+    json old;
+    try {
+      std::ifstream f(stamp);
+      old = json::parse(f);
+    } catch (const std::exception&) {
+      why = "unreadable " + stamp;
+    }
+    if (why.empty() && old == fingerprint) return;
+    if (why.empty())
+      why = old.value("protocol_sha256", "") != fingerprint["protocol_sha256"]
+                ? "the protocol file changed"
+                : "the data changed (regenerated or re-prepared)";
+  } else {
+    why = "no run.json (made by an older repro)";
+  }
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name != "data" && name != "run.json" && name.rfind("stale-", 0) != 0)
+      stale.push_back(e.path());
+  }
+  if (!stale.empty()) {
+    const fs::path aside = fs::path(dir) / ("stale-" + utc_now("%Y%m%dT%H%M%SZ"));
+    fs::create_directories(aside);
+    for (const auto& e : stale) fs::rename(e, aside / e.filename());
+    std::fprintf(stderr,
+                 "note: %s holds checkpoints of another run (%s); they were moved to %s and this "
+                 "run starts afresh\n",
+                 dir.c_str(), why.c_str(), aside.string().c_str());
+  }
+  write_json_atomic(stamp, fingerprint);
+}
+
 }  // namespace
 
 json run_protocol(const Protocol& p, const RunOptions& opt_in) {
@@ -607,6 +680,7 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
     at::globalContext().setAllowTF32CuDNN(false);
   }
   fs::create_directories(opt.work_dir);
+  claim_work_dir(opt.work_dir, run_fingerprint(p));
   install_signal_handlers();
 
   json result = {{"protocol", p.name},
@@ -665,14 +739,8 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
     result["runs"].push_back(run);
   }
   result["wall_s"] = std::chrono::duration<double>(Clock::now() - t_all).count();
-  {  // when the run finished (UTC): `repro table` shows the newest result of a protocol
-    std::time_t now = std::time(nullptr);
-    std::tm utc{};
-    gmtime_r(&now, &utc);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &utc);
-    result["finished_utc"] = buf;
-  }
+  // when the run finished (UTC): `repro table` shows the newest result of a protocol
+  result["finished_utc"] = utc_now("%Y-%m-%dT%H:%M:%SZ");
   // Summary over seeds (mean ± std of each evaluation stage's final and max top-1).
   json summary = json::array();
   for (size_t i = 0; i < p.stages.size(); ++i) {
