@@ -211,8 +211,8 @@ SyntheticMeta synthetic_clip(uint64_t seed, int64_t index, float* out) {
   const double pitch = kCamPitch[meta.camera - 1] + r.normal(0, 0.04);
   const double roll = kCamRoll[meta.camera - 1] + r.normal(0, 0.03);
   // Frames per cycle: 1.5-3 cycles per clip (x subject tempo), as NTU actions repeat a movement a
-  // few times at most. After the feeder resizes a clip to 72 frames a cycle spans >= ~20 frames
-  // (~7 temporal tokens of 3 frames), so phase lags of a quarter cycle stay resolvable.
+  // few times at most (after the feeder resizes a clip to 72 frames a cycle spans >= ~20
+  // frames, ~7 temporal tokens of 3 frames).
   const double period = double(L) / (r.uniform(1.5, 3.0) * body[0].tempo);
   const double drift = r.uniform(0, 0.15), drift_period = r.uniform(50, 160);
   const double drift_phase = r.uniform(0, kTwoPi);

@@ -1,9 +1,10 @@
 // Embedded synthetic skeleton dataset: NTU-layout clips generated from a seed, no download.
 //
-// 14 classes in 4 families. Within a family the classes visit the same poses with the same
-// per-joint statistics (random phase, NTU-like views of 0 to +-90 deg) and differ only in temporal
-// order, rhythm or coordination between limbs / persons, so a linear classifier on raw
-// coordinates mostly recovers the family, while a temporal model can separate the classes.
+// 14 classes in 4 families; every class has a time-reversed twin (same poses, same per-joint
+// statistics, opposite temporal order), and the classes of a family differ in the direction of
+// the motion relative to the person's own body, whose facing is uniformly random. A linear
+// classifier on raw coordinates mostly recovers the number of persons and the family, while a
+// model that relates the motion to the body separates the classes.
 // See docs/synthetic.md for the classes, the nuisance factors and the measured difficulty.
 //
 // Determinism: all motion is computed in double with our Rng (core/rng.h) and rounded to float32

@@ -592,10 +592,13 @@ std::string utc_now(const char* fmt) {
   return buf;
 }
 
-// What a work dir's checkpoints and stage results were made from: the protocol's bytes and the
-// data (synthetic generator version; an npz file's size and modification time, which change when
-// it is prepared again). Code changes do not count: a rebuilt binary resumes its own run.
-json run_fingerprint(const Protocol& p) {
+// What stage i's checkpoint and result were made from: the protocol's settings up to and
+// including that stage (dataset, method, backend, stages[0..i]; not the description, seeds,
+// devices or thread count), the seed, and the data (synthetic generator version; an npz file's
+// size and modification time, which change when it is prepared again). Code changes do not
+// count: a rebuilt binary resumes its own run. Two protocols that share a pretraining stage share
+// its fingerprint, so they can share a work dir.
+json stage_fingerprint(const Protocol& p, size_t i, uint64_t seed) {
   json data = json::array();
   auto add = [&](const DatasetSpec& d) {
     if (d.kind == "synthetic") {
@@ -603,24 +606,32 @@ json run_fingerprint(const Protocol& p) {
     } else {
       std::error_code ec;
       const auto size = fs::file_size(d.path, ec);
-      const auto mtime = fs::last_write_time(d.path, ec);
+      const auto mtime = ec ? fs::file_time_type{} : fs::last_write_time(d.path, ec);
       data.push_back({{"path", d.path},
                       {"size", ec ? -1 : int64_t(size)},
                       {"mtime", ec ? 0 : int64_t(mtime.time_since_epoch().count())}});
     }
   };
   add(p.dataset);
-  for (const auto& st : p.stages)
-    if (st.has_dataset) add(st.dataset);
-  return {{"protocol_sha256", p.sha256}, {"data", data}};
+  for (size_t k = 0; k <= i; ++k)
+    if (p.stages[k].has_dataset) add(p.stages[k].dataset);
+  json settings = p.raw;
+  for (const char* k : {"description", "seeds", "device", "data_device", "threads"})
+    settings.erase(k);
+  json stages = json::array();
+  for (size_t k = 0; k <= i && k < p.raw["stages"].size(); ++k)
+    stages.push_back(p.raw["stages"][k]);
+  settings["stages"] = stages;
+  return {{"settings", settings}, {"seed", seed}, {"data", data}};
 }
 
-// A work dir resumes only the run that made it (work_dir/run.json). Checkpoints and stage results
-// of any other run (another protocol version, regenerated data, or files older than run.json) are
-// moved to work_dir/stale-<UTC time>/, never reused and never deleted. `data/` (generated synthetic
-// sets, keyed by size, seed and generator version) is shared.
-void claim_work_dir(const std::string& dir, const json& fingerprint) {
-  const std::string stamp = dir + "/run.json";
+// A stage resumes (or reuses its result) only if its files were made by the same settings
+// (<tag>.run.json beside them). Otherwise its files (`stage<i>_*`) are moved to
+// <work>/stale-<UTC time>/seed<k>/, never reused and never deleted, and the stage starts afresh.
+// Later stages' fingerprints contain this one's, so they follow.
+void claim_stage(const std::string& work_dir, const std::string& seed_dir, size_t i,
+                 const std::string& tag, const json& fingerprint) {
+  const std::string stamp = seed_dir + "/" + tag + ".run.json";
   std::string why;
   if (fs::exists(stamp)) {
     json old;
@@ -632,26 +643,23 @@ void claim_work_dir(const std::string& dir, const json& fingerprint) {
     }
     if (why.empty() && old == fingerprint) return;
     if (why.empty())
-      why = old.value("protocol_sha256", "") != fingerprint["protocol_sha256"]
-                ? "the protocol file changed"
-                : "the data changed (regenerated or re-prepared)";
+      why = old.value("data", json()) != fingerprint["data"]
+                ? "the data changed (regenerated or re-prepared)"
+                : "the protocol's settings for this stage or an earlier one changed";
   } else {
-    why = "no run.json (made by an older repro)";
+    why = "no " + tag + ".run.json: made by an older repro";
   }
+  const std::string prefix = "stage" + std::to_string(i) + "_";
   std::vector<fs::path> stale;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string name = e.path().filename().string();
-    if (name != "data" && name != "run.json" && name.rfind("stale-", 0) != 0)
-      stale.push_back(e.path());
-  }
+  for (const auto& e : fs::directory_iterator(seed_dir))
+    if (e.path().filename().string().rfind(prefix, 0) == 0) stale.push_back(e.path());
   if (!stale.empty()) {
-    const fs::path aside = fs::path(dir) / ("stale-" + utc_now("%Y%m%dT%H%M%SZ"));
+    const fs::path aside =
+        fs::path(work_dir) / ("stale-" + utc_now("%Y%m%dT%H%M%SZ")) / fs::path(seed_dir).filename();
     fs::create_directories(aside);
     for (const auto& e : stale) fs::rename(e, aside / e.filename());
-    std::fprintf(stderr,
-                 "note: %s holds checkpoints of another run (%s); they were moved to %s and this "
-                 "run starts afresh\n",
-                 dir.c_str(), why.c_str(), aside.string().c_str());
+    std::fprintf(stderr, "[%s] files of another run (%s) moved to %s; starting afresh\n",
+                 tag.c_str(), why.c_str(), aside.string().c_str());
   }
   write_json_atomic(stamp, fingerprint);
 }
@@ -680,7 +688,6 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
     at::globalContext().setAllowTF32CuDNN(false);
   }
   fs::create_directories(opt.work_dir);
-  claim_work_dir(opt.work_dir, run_fingerprint(p));
   install_signal_handlers();
 
   json result = {{"protocol", p.name},
@@ -717,6 +724,7 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
       const StageSpec& s = p.stages[i];
       std::string tag = "stage" + std::to_string(i) + "_" + s.kind;
       std::string done = c.seed_dir + "/" + tag + ".result.json";
+      claim_stage(opt.work_dir, c.seed_dir, i, tag, stage_fingerprint(p, i, seed));
       json r;
       if (fs::exists(done) && s.kind != "pretrain") {
         std::ifstream f(done);

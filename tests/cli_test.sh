@@ -83,12 +83,16 @@ resume)
   a=$(grep -o '"final_loss": [-0-9.e]*' "$T"/rfull/*.json)
   b=$(grep -o '"final_loss": [-0-9.e]*' "$T"/rcut/*.json)
   [ -n "$a" ] && [ "$a" = "$b" ] && ok "resumed run ends with the same loss ($a)" || bad "loss differs: uninterrupted '$a' vs resumed '$b'"
-  # A changed protocol never resumes another run's checkpoints: they are moved aside, kept.
+  # Changed stage settings never resume another run's checkpoints: they are moved aside, kept.
   sed 's/"epochs": 4/"epochs": 3/' "$P" >"$T/changed.json"
   cmp -s "$P" "$T/changed.json" && bad "could not change the protocol"
   "$REPRO" run "$T/changed.json" --work "$T/cut" --results "$T/rchg" --no-progress >/dev/null 2>"$T/chg.err" || bad "run of the changed protocol failed: $(tail -3 "$T/chg.err")"
-  grep -q "the protocol file changed" "$T/chg.err" && ! grep -q "resuming from" "$T/chg.err" && ok "changed protocol: starts afresh" || bad "changed protocol: $(head -3 "$T/chg.err")"
+  grep -q "settings for this stage or an earlier one changed" "$T/chg.err" && ! grep -q "resuming from" "$T/chg.err" && ok "changed protocol: starts afresh" || bad "changed protocol: $(head -3 "$T/chg.err")"
   ls "$T"/cut/stale-*/seed0/stage0_pretrain.ckpt.npz >/dev/null 2>&1 && ok "old checkpoints moved to stale-*" || bad "old checkpoints not kept: $(ls "$T/cut")"
+  # A protocol that only differs in description / devices / later stages reuses the pretraining.
+  sed 's/"description": "[^"]*"/"description": "same pretraining"/' "$T/changed.json" >"$T/shared.json"
+  "$REPRO" run "$T/shared.json" --work "$T/cut" --results "$T/rsh" --no-progress >/dev/null 2>"$T/sh.err" || bad "shared run failed: $(tail -3 "$T/sh.err")"
+  grep -q "resuming from .*(3 epochs" "$T/sh.err" && ! grep -q "starting afresh" "$T/sh.err" && ok "same stage settings: pretraining reused" || bad "shared pretraining not reused: $(head -3 "$T/sh.err")"
   ;;
 resume_finetune)
   # A downstream stage stopped by SIGTERM resumes at the same step and ends with the same result.
