@@ -208,15 +208,38 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
   const int64_t fault_nan_step = fault && *fault ? std::atoll(fault) : -1;
   auto t0 = Clock::now();
   int64_t epochs_here = 0;
+  // Losses stay on the device and are read back every kReadback steps, at the end of an epoch
+  // and before a checkpoint on a signal: a per-step read-back makes the host wait for the device
+  // after every step instead of queueing the next one. A NaN/Inf is still reported with its step,
+  // before anything is saved (the weights it reached are never checkpointed); the epoch's mean
+  // loss is summed in the same order as before, so the curves are unchanged.
+  constexpr size_t kReadback = 16;
+  std::vector<at::Tensor> pending;
+  std::vector<int64_t> pending_step;
+  double sum = 0, last_lr = 0;
+  auto flush = [&](int64_t e, Progress& bar) {
+    if (pending.empty()) return;
+    at::Tensor v = at::stack(pending).to(at::kCPU, at::kDouble).contiguous();
+    const double* l = v.data_ptr<double>();
+    for (size_t k = 0; k < pending.size(); ++k) {
+      double lk = l[k];
+      if (fault_nan_step >= 0 && e * steps + pending_step[k] == fault_nan_step) lk = NAN;
+      check_finite(lk, tag, e, pending_step[k], ckpt);
+      sum += lk;
+    }
+    bar.set_note("loss " + fmt("%.4f", l[pending.size() - 1]) + " lr " + fmt("%.2e", last_lr));
+    pending.clear(), pending_step.clear();
+  };
   for (int64_t e = meta.epoch; e < s.epochs; ++e) {
     std::vector<int64_t> order = permutation(train.size(), mix(c.seed, 1000 + e));
     Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps,
                  c.opt.progress);
-    double sum = meta.partial_sum;
+    sum = meta.partial_sum;
     const int64_t first = meta.step;
     bar.tick(first);
     for (int64_t it = first; it < steps; ++it) {
       if (stop_requested()) {  // checkpoint mid-epoch; the resumed run continues at this step
+        flush(e, bar);
         bar.finish();
         meta.step = it;
         meta.partial_sum = sum;
@@ -242,14 +265,13 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
                    .loss;
       }
       loss.backward();
-      double l = loss.item<double>();
-      if (fault_nan_step >= 0 && e * steps + it == fault_nan_step) l = NAN;  // test hook, see below
-      check_finite(l, tag, e, it, ckpt);
       opt.step(lr);
-      sum += l;
-      bar.set_note("loss " + fmt("%.4f", l) + " lr " + fmt("%.2e", lr));
+      last_lr = lr;
+      pending.push_back(loss.detach()), pending_step.push_back(it);
+      if (pending.size() == kReadback) flush(e, bar);
       bar.tick();
     }
+    flush(e, bar);
     bar.finish();
     meta.curves["loss"].push_back(sum / double(steps));
     ++epochs_here;
