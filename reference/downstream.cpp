@@ -13,44 +13,20 @@ namespace hacm::ref {
 template <class T>
 EncoderWeights<T> EncoderWeights<T>::load(const Checkpoint<T>& ck, EncoderConfig& cfg) {
   EncoderWeights<T> w;
-  w.conv_w = ck.at("joints_embed.proj.weight");
-  if (w.conv_w.ndim() != 4 || w.conv_w.dim(3) != 1)
-    throw input_error(
-        ck.source, 0,
-        "joints_embed.proj.weight: want [D, C, tp, 1], got " + shape_str(w.conv_w.shape));
-  const int64_t D = w.conv_w.dim(0);
-  w.conv_b = ck.at("joints_embed.proj.bias", {D});
-  w.pos = ck.at("pos_embed");
-  w.temp = ck.at("temp_embed");
-  if (w.pos.ndim() != 4 || w.pos.dim(3) != D) ck.at("pos_embed", {1, 1, -1, D});
-  if (w.temp.ndim() != 4 || w.temp.dim(3) != D) ck.at("temp_embed", {1, -1, 1, D});
-  if (cfg.depth < 0)
-    for (cfg.depth = 0; ck.has("blocks." + std::to_string(cfg.depth) + ".norm1.weight");)
-      ++cfg.depth;
-  for (int64_t i = 0; i < cfg.depth; ++i)
-    w.blocks.push_back(load_block(ck, "blocks." + std::to_string(i), D));
-  w.norm = load_layernorm(ck, "norm", D);
+  static_cast<EncoderParams<T>&>(w) = load_encoder(ck, -1, cfg.depth);
   return w;
 }
 
 template <class T>
 std::vector<std::pair<std::string, Tensor<T>*>> EncoderWeights<T>::named() {
-  std::vector<std::pair<std::string, Tensor<T>*>> r;
-  r.emplace_back("joints_embed.proj.weight", &conv_w);
-  r.emplace_back("joints_embed.proj.bias", &conv_b);
-  r.emplace_back("pos_embed", &pos);
-  r.emplace_back("temp_embed", &temp);
-  for (size_t i = 0; i < blocks.size(); ++i)
-    append_named(r, "blocks." + std::to_string(i), blocks[i]);
-  append_named(r, "norm", norm);
+  NamedTensors<T> r;
+  append_named(r, static_cast<EncoderParams<T>&>(*this));
   return r;
 }
 
 template <class T>
 EncoderWeights<T> EncoderWeights<T>::zeros_like() const {
-  EncoderWeights<T> z = *this;
-  for (auto& [n, t] : z.named()) std::fill(t->data.begin(), t->data.end(), T(0));
-  return z;
+  return zeros_like_named(*this);
 }
 
 template <class T>

@@ -30,10 +30,7 @@ struct EncoderConfig {
 };
 
 template <class T>
-struct EncoderWeights {
-  Tensor<T> conv_w, conv_b, pos, temp;  // [D,3,tp,1], [D], [1,1,V,D], [1,TP,1,D]
-  std::vector<BlockParams<T>> blocks;
-  LayerNormParams<T> norm;
+struct EncoderWeights : EncoderParams<T> {
   static EncoderWeights load(const Checkpoint<T>& ck, EncoderConfig& cfg);
   EncoderWeights zeros_like() const;
   std::vector<std::pair<std::string, Tensor<T>*>> named();

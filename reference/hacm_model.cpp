@@ -16,13 +16,6 @@ void need(bool ok, const std::string& what) {
   if (!ok) throw std::invalid_argument(what);
 }
 
-template <class T>
-int64_t count_prefixed(const Checkpoint<T>& ck, const std::string& stem) {
-  int64_t n = 0;
-  while (ck.has(stem + std::to_string(n) + ".norm1.weight")) ++n;
-  return n;
-}
-
 // Row softmax of a [R, R] matrix in place.
 template <class T>
 void softmax_rows(MatR<T>& m) {
@@ -46,43 +39,6 @@ T mse_to_identity(const MatR<T>& s) {
 
 }  // namespace
 
-template <class T>
-HacmWeights<T> HacmWeights<T>::load(const Checkpoint<T>& ck, HacmConfig& cfg) {
-  HacmWeights<T> w;
-  w.conv_w = ck.at("joints_embed.proj.weight");
-  if (w.conv_w.ndim() != 4 || w.conv_w.dim(3) != 1)
-    throw input_error(
-        ck.source, 0,
-        "joints_embed.proj.weight: want [D, C, tp, 1], got " + shape_str(w.conv_w.shape));
-  const int64_t D = w.conv_w.dim(0), V = int64_t(cfg.kept.size());
-  w.conv_b = ck.at("joints_embed.proj.bias", {D});
-  w.pos = ck.at("pos_embed", {1, 1, V, D});
-  w.temp = ck.at("temp_embed");
-  if (w.temp.ndim() != 4 || w.temp.dim(3) != D) ck.at("temp_embed", {1, -1, 1, D});
-  const int64_t TP = w.temp.dim(1);
-  if (cfg.depth < 0) cfg.depth = count_prefixed(ck, "blocks.");
-  if (cfg.decoder_depth < 0) cfg.decoder_depth = count_prefixed(ck, "decoder_blocks.");
-  for (int64_t i = 0; i < cfg.depth; ++i)
-    w.blocks.push_back(load_block(ck, "blocks." + std::to_string(i), D));
-  w.norm = load_layernorm(ck, "norm", D);
-  w.l1 = load_linear(ck, "l1", D);
-  w.l2 = load_linear(ck, "l2", D, w.l1.w.dim(0));
-  w.decoder_embed = load_linear(ck, "decoder_embed", D);
-  const int64_t Dd = w.decoder_embed.w.dim(0);
-  w.mask_token = ck.at("mask_token_t", {1, 1, Dd});
-  for (int64_t j = 0; j < cfg.decoder_depth; ++j)
-    w.decoder_blocks.push_back(load_block(ck, "decoder_blocks." + std::to_string(j), Dd));
-  w.decoder_norm = load_layernorm(ck, "decoder_norm", Dd);
-  w.decoder_pos = ck.at("decoder_pos_embed", {1, 1, V, Dd});
-  w.decoder_temp = ck.at("decoder_temp_embed", {1, TP, 1, Dd});
-  w.decoder_pred = load_linear(ck, "decoder_pred", Dd, w.conv_w.dim(2) * w.conv_w.dim(1));
-  if (D % cfg.heads != 0 || Dd % cfg.heads != 0)
-    throw input_error(
-        ck.source, 0,
-        "width " + std::to_string(D) + " not divisible by " + std::to_string(cfg.heads) + " heads");
-  return w;
-}
-
 bool HacmConfig::corrected() const {
   if (variant == "corrected") return true;
   need(variant == "released", "unknown HA-CM variant '" + variant + "' (released | corrected)");
@@ -90,33 +46,33 @@ bool HacmConfig::corrected() const {
 }
 
 template <class T>
+HacmWeights<T> HacmWeights<T>::load(const Checkpoint<T>& ck, HacmConfig& cfg) {
+  HacmWeights<T> w;
+  static_cast<EncoderParams<T>&>(w) = load_encoder(ck, int64_t(cfg.kept.size()), cfg.depth);
+  const int64_t D = w.conv_w.dim(0);
+  w.l1 = load_linear(ck, "l1", D);
+  w.l2 = load_linear(ck, "l2", D, w.l1.w.dim(0));
+  static_cast<DecoderParams<T>&>(w) = load_decoder(ck, w, "mask_token_t", cfg.decoder_depth);
+  const int64_t Dd = w.decoder_embed.w.dim(0);
+  if (D % cfg.heads != 0 || Dd % cfg.heads != 0)
+    throw input_error(
+        ck.source, 0,
+        "width " + std::to_string(D) + " not divisible by " + std::to_string(cfg.heads) + " heads");
+  return w;
+}
+
+template <class T>
 HacmWeights<T> HacmWeights<T>::zeros_like() const {
-  HacmWeights<T> z = *this;
-  for (auto& [name, t] : z.named()) std::fill(t->data.begin(), t->data.end(), T(0));
-  return z;
+  return zeros_like_named(*this);
 }
 
 template <class T>
 std::vector<std::pair<std::string, Tensor<T>*>> HacmWeights<T>::named() {
   NamedTensors<T> r;
-  auto add = [&r](const std::string& n, Tensor<T>& t) { r.emplace_back(n, &t); };
-  auto add_params = [&r](const std::string& n, auto& p) { append_named(r, n, p); };
-  add("joints_embed.proj.weight", conv_w);
-  add("joints_embed.proj.bias", conv_b);
-  add("pos_embed", pos);
-  add("temp_embed", temp);
-  for (size_t i = 0; i < blocks.size(); ++i) add_params("blocks." + std::to_string(i), blocks[i]);
-  add_params("norm", norm);
-  add_params("l1", l1);
-  add_params("l2", l2);
-  add_params("decoder_embed", decoder_embed);
-  add("mask_token_t", mask_token);
-  for (size_t j = 0; j < decoder_blocks.size(); ++j)
-    add_params("decoder_blocks." + std::to_string(j), decoder_blocks[j]);
-  add_params("decoder_norm", decoder_norm);
-  add("decoder_pos_embed", decoder_pos);
-  add("decoder_temp_embed", decoder_temp);
-  add_params("decoder_pred", decoder_pred);
+  append_named(r, static_cast<EncoderParams<T>&>(*this));
+  append_named(r, "l1", l1);
+  append_named(r, "l2", l2);
+  append_named(r, static_cast<DecoderParams<T>&>(*this), "mask_token_t");
   return r;
 }
 

@@ -44,18 +44,8 @@ struct HacmConfig {
 };
 
 template <class T>
-struct HacmWeights {
-  Tensor<T> conv_w, conv_b;  // [D, 3, tp, 1], [D]
-  Tensor<T> pos, temp;       // [1, 1, V, D], [1, TP, 1, D]
-  std::vector<BlockParams<T>> blocks;
-  LayerNormParams<T> norm;
-  LinearParams<T> l1, l2;         // temporal criterion, [D', D]
-  LinearParams<T> decoder_embed;  // [Dd, D]
-  Tensor<T> mask_token;           // [1, 1, Dd]
-  std::vector<BlockParams<T>> decoder_blocks;
-  LayerNormParams<T> decoder_norm;
-  Tensor<T> decoder_pos, decoder_temp;  // [1, 1, V, Dd], [1, TP, 1, Dd]
-  LinearParams<T> decoder_pred;         // [tp·3, Dd]
+struct HacmWeights : EncoderParams<T>, DecoderParams<T> {  // V = 18 kept joints
+  LinearParams<T> l1, l2;                                  // temporal criterion, [D', D]
 
   // State_dict names of the released model (weights_hacm*.npz). Throws InputError on a missing
   // tensor or a shape inconsistent with the others.

@@ -12,82 +12,32 @@
 #include "reference/recon_loss.h"
 
 namespace hacm::ref {
-namespace {
-
-template <class T>
-int64_t count_prefixed(const Checkpoint<T>& ck, const std::string& stem) {
-  int64_t n = 0;
-  while (ck.has(stem + std::to_string(n) + ".norm1.weight")) ++n;
-  return n;
-}
-
-}  // namespace
+namespace {}  // namespace
 
 template <class T>
 MampWeights<T> MampWeights<T>::load(const Checkpoint<T>& ck, MampConfig& cfg) {
   MampWeights<T> w;
-  w.conv_w = ck.at("joints_embed.proj.weight");
-  if (w.conv_w.ndim() != 4 || w.conv_w.dim(3) != 1)
+  static_cast<EncoderParams<T>&>(w) = load_encoder(ck, -1, cfg.depth);
+  static_cast<DecoderParams<T>&>(w) = load_decoder(ck, w, "mask_token", cfg.decoder_depth);
+  const int64_t D = w.conv_w.dim(0), Dd = w.decoder_embed.w.dim(0);
+  if (D % cfg.heads != 0 || Dd % cfg.heads != 0)
     throw input_error(
         ck.source, 0,
-        "joints_embed.proj.weight: want [D, C, tp, 1], got " + shape_str(w.conv_w.shape));
-  const int64_t D = w.conv_w.dim(0);
-  w.conv_b = ck.at("joints_embed.proj.bias", {D});
-  w.pos = ck.at("pos_embed");
-  if (w.pos.ndim() != 4) ck.at("pos_embed", {1, 1, -1, D});
-  const int64_t J = w.pos.dim(2);
-  ck.at("pos_embed", {1, 1, J, D});
-  w.temp = ck.at("temp_embed");
-  if (w.temp.ndim() != 4) ck.at("temp_embed", {1, -1, 1, D});
-  const int64_t TP = w.temp.dim(1);
-  ck.at("temp_embed", {1, TP, 1, D});
-  if (cfg.depth < 0) cfg.depth = count_prefixed(ck, "blocks.");
-  if (cfg.decoder_depth < 0) cfg.decoder_depth = count_prefixed(ck, "decoder_blocks.");
-  for (int64_t i = 0; i < cfg.depth; ++i)
-    w.blocks.push_back(load_block(ck, "blocks." + std::to_string(i), D));
-  w.norm = load_layernorm(ck, "norm", D);
-  w.decoder_embed = load_linear(ck, "decoder_embed", D);
-  const int64_t Dd = w.decoder_embed.w.dim(0);
-  w.mask_token = ck.at("mask_token", {1, 1, Dd});
-  for (int64_t j = 0; j < cfg.decoder_depth; ++j)
-    w.decoder_blocks.push_back(load_block(ck, "decoder_blocks." + std::to_string(j), Dd));
-  w.decoder_norm = load_layernorm(ck, "decoder_norm", Dd);
-  w.decoder_pos = ck.at("decoder_pos_embed", {1, 1, J, Dd});
-  w.decoder_temp = ck.at("decoder_temp_embed", {1, TP, 1, Dd});
-  w.decoder_pred = load_linear(ck, "decoder_pred", Dd, w.conv_w.dim(2) * w.conv_w.dim(1));
-  if (D % cfg.heads != 0 || Dd % cfg.heads != 0)
-    throw input_error(ck.source, 0,
-                      "width not divisible by " + std::to_string(cfg.heads) + " heads");
+        "width " + std::to_string(D) + " not divisible by " + std::to_string(cfg.heads) + " heads");
   return w;
 }
 
 template <class T>
 std::vector<std::pair<std::string, Tensor<T>*>> MampWeights<T>::named() {
   NamedTensors<T> r;
-  auto add = [&r](const std::string& n, Tensor<T>& t) { r.emplace_back(n, &t); };
-  auto add_params = [&r](const std::string& n, auto& p) { append_named(r, n, p); };
-  add("joints_embed.proj.weight", conv_w);
-  add("joints_embed.proj.bias", conv_b);
-  add("pos_embed", pos);
-  add("temp_embed", temp);
-  for (size_t i = 0; i < blocks.size(); ++i) add_params("blocks." + std::to_string(i), blocks[i]);
-  add_params("norm", norm);
-  add_params("decoder_embed", decoder_embed);
-  add("mask_token", mask_token);
-  for (size_t j = 0; j < decoder_blocks.size(); ++j)
-    add_params("decoder_blocks." + std::to_string(j), decoder_blocks[j]);
-  add_params("decoder_norm", decoder_norm);
-  add("decoder_pos_embed", decoder_pos);
-  add("decoder_temp_embed", decoder_temp);
-  add_params("decoder_pred", decoder_pred);
+  append_named(r, static_cast<EncoderParams<T>&>(*this));
+  append_named(r, static_cast<DecoderParams<T>&>(*this), "mask_token");
   return r;
 }
 
 template <class T>
 MampWeights<T> MampWeights<T>::zeros_like() const {
-  MampWeights<T> z = *this;
-  for (auto& [name, t] : z.named()) std::fill(t->data.begin(), t->data.end(), T(0));
-  return z;
+  return zeros_like_named(*this);
 }
 
 template <class T>

@@ -28,18 +28,7 @@ struct MampConfig {
 };
 
 template <class T>
-struct MampWeights {
-  Tensor<T> conv_w, conv_b;  // [D, 3, tp, 1], [D]
-  Tensor<T> pos, temp;       // [1, 1, J, D], [1, TP, 1, D]
-  std::vector<BlockParams<T>> blocks;
-  LayerNormParams<T> norm;
-  LinearParams<T> decoder_embed;  // [Dd, D]
-  Tensor<T> mask_token;           // [1, 1, Dd]
-  std::vector<BlockParams<T>> decoder_blocks;
-  LayerNormParams<T> decoder_norm;
-  Tensor<T> decoder_pos, decoder_temp;  // [1, 1, J, Dd], [1, TP, 1, Dd]
-  LinearParams<T> decoder_pred;         // [tp·3, Dd]
-
+struct MampWeights : EncoderParams<T>, DecoderParams<T> {  // V = all 25 joints
   static MampWeights load(const Checkpoint<T>& ck, MampConfig& cfg);
   MampWeights zeros_like() const;
   std::vector<std::pair<std::string, Tensor<T>*>> named();

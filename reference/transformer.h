@@ -5,6 +5,7 @@
 // (stochastic depth, fine-tuning) enters as optional per-sample scales of the two residual
 // branches.
 #pragma once
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,64 @@ void append_named(NamedTensors<T>& r, const std::string& prefix, BlockParams<T>&
   append_named(r, prefix + ".norm2", b.norm2);
   append_named(r, prefix + ".mlp.fc1", b.fc1);
   append_named(r, prefix + ".mlp.fc2", b.fc2);
+}
+
+// ---- The stacks every model here is built from, with the released state_dict names.
+// Encoder: token embedding (a stride-tp conv over [3, tp] patches) + positional and temporal
+// embeddings + blocks + final norm (HA-CM and MAMP pretraining, the downstream encoder).
+template <class T>
+struct EncoderParams {
+  Tensor<T> conv_w, conv_b;  // [D, 3, tp, 1], [D]
+  Tensor<T> pos, temp;       // [1, 1, V, D], [1, TP, 1, D]
+  std::vector<BlockParams<T>> blocks;
+  LayerNormParams<T> norm;
+};
+// MAE decoder of the two pretraining models.
+template <class T>
+struct DecoderParams {
+  LinearParams<T> decoder_embed;  // [Dd, D]
+  Tensor<T> mask_token;           // [1, 1, Dd]
+  std::vector<BlockParams<T>> decoder_blocks;
+  LayerNormParams<T> decoder_norm;
+  Tensor<T> decoder_pos, decoder_temp;  // [1, 1, V, Dd], [1, TP, 1, Dd]
+  LinearParams<T> decoder_pred;         // [tp·3, Dd]
+};
+// V < 0: any joint count (read from pos_embed). depth < 0: count "blocks.i" and store the count.
+// Throws InputError naming the checkpoint and tensor on a missing tensor or a bad shape.
+template <class T>
+EncoderParams<T> load_encoder(const Checkpoint<T>& ck, int64_t V, int64_t& depth);
+// Shapes checked against the encoder's (D, V, TP, tp); the mask token is "mask_token_t" in HA-CM
+// and "mask_token" in MAMP. decoder_depth < 0: count "decoder_blocks.j".
+template <class T>
+DecoderParams<T> load_decoder(const Checkpoint<T>& ck, const EncoderParams<T>& enc,
+                              const std::string& mask_token_name, int64_t& decoder_depth);
+template <class T>
+void append_named(NamedTensors<T>& r, EncoderParams<T>& p) {
+  r.emplace_back("joints_embed.proj.weight", &p.conv_w);
+  r.emplace_back("joints_embed.proj.bias", &p.conv_b);
+  r.emplace_back("pos_embed", &p.pos);
+  r.emplace_back("temp_embed", &p.temp);
+  for (size_t i = 0; i < p.blocks.size(); ++i)
+    append_named(r, "blocks." + std::to_string(i), p.blocks[i]);
+  append_named(r, "norm", p.norm);
+}
+template <class T>
+void append_named(NamedTensors<T>& r, DecoderParams<T>& p, const std::string& mask_token_name) {
+  append_named(r, "decoder_embed", p.decoder_embed);
+  r.emplace_back(mask_token_name, &p.mask_token);
+  for (size_t j = 0; j < p.decoder_blocks.size(); ++j)
+    append_named(r, "decoder_blocks." + std::to_string(j), p.decoder_blocks[j]);
+  append_named(r, "decoder_norm", p.decoder_norm);
+  r.emplace_back("decoder_pos_embed", &p.decoder_pos);
+  r.emplace_back("decoder_temp_embed", &p.decoder_temp);
+  append_named(r, "decoder_pred", p.decoder_pred);
+}
+// A copy of `w` with every tensor of w.named() zero (gradient accumulators).
+template <class W>
+W zeros_like_named(const W& w) {
+  W z = w;
+  for (auto& [name, t] : z.named()) std::fill(t->data.begin(), t->data.end(), 0);
+  return z;
 }
 
 // Adds "prefix.norm1.weight", ... to a name -> tensor map (e.g. to export gradients).

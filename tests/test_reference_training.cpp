@@ -277,7 +277,7 @@ const char* kHacm2 = R"({"name": "hacm", "dim": 16, "heads": 2, "depth": 2, "dec
 // Fine-tuning from a random init on the synthetic set (14 classes, chance 7.1 %), with drop-path
 // and dropout on: the loss falls and the test accuracy ends well above chance.
 TEST(ReferenceTraining, FinetuneLearnsFromScratch) {
-  Protocol p = tiny(kHacm2, R"([{"kind": "finetune", "epochs": 6, "warmup_epochs": 1,
+  Protocol p = tiny(kHacm2, R"([{"kind": "finetune", "epochs": 12, "warmup_epochs": 1,
                                  "batch_size": 16, "lr": 1e-3, "min_lr": 1e-4,
                                  "drop_path": 0.1, "dropout": 0.1, "eval_every": 3}])",
                     240);
@@ -290,11 +290,11 @@ TEST(ReferenceTraining, FinetuneLearnsFromScratch) {
               res["top1_final"].get<double>(), res["step_ms"].get<double>());
   EXPECT_EQ(res["kind"], "finetune");
   EXPECT_EQ(res["from"], "scratch");
-  EXPECT_EQ(res["curves"]["top1"].size(), 2u);  // epochs 3 and 6
-  // Measured: loss 2.878 -> 1.998 (drop 0.88), top-1 32.5 % (chance + 25.4 points); the margins
-  // are about half of that.
-  EXPECT_LT(loss.back().get<double>(), loss.front().get<double>() - 0.4);
-  EXPECT_GT(res["top1_final"].get<double>(), 100.0 / 14 + 12.0);
+  EXPECT_EQ(res["curves"]["top1"].size(), 4u);  // epochs 3, 6, 9, 12
+  // Measured (synthetic generator 3, 2026-11-23): loss 2.971 -> 1.857 (drop 1.11), top-1 23.3 %
+  // (chance + 16.2 points; 15.8 % after 6 epochs, hence 12); the margins are about half of that.
+  EXPECT_LT(loss.back().get<double>(), loss.front().get<double>() - 0.5);
+  EXPECT_GT(res["top1_final"].get<double>(), 100.0 / 14 + 8.0);
 }
 
 // Pretraining, then fine-tuning from it with drop-path and dropout at the authors' rates, stopped
