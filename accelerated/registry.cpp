@@ -69,6 +69,7 @@ void register_accelerated_components(ComponentRegistry& reg) {
   HACM_ACC_INLINE("motion_target", hacm_forward, "");
   HACM_ACC("patchify", patchify_forward, true, "");
   HACM_ACC_INLINE("recon_loss", hacm_forward, "also mamp_forward");
+  HACM_ACC_INLINE("mae_decoder", hacm_forward, "also mamp_forward");
   // whole models
   HACM_ACC("hacm_released", hacm_forward, true, "variant released");
   HACM_ACC("hacm_corrected", hacm_forward, true, "variant corrected");

@@ -194,6 +194,12 @@ std::vector<ComponentSpec> build_catalogue() {
                    {"golden_ref_mamp.cpp ReferenceMamp.ForwardMatchesGolden",
                     "test_ref_mamp.cpp ReferenceMamp.BackwardMatchesFiniteDifferences",
                     "diff_model.cpp DifferentialModel.MampLossAndGradients"}));
+  c.push_back(both("mae_decoder", "transformer",
+                   "decoder_embed, un-shuffle with the mask token, + pos/temp, blocks, norm, pred",
+                   {"golden_ref_model.cpp ReferenceModel.ReleasedForwardMatchesGolden",
+                    "golden_ref_grads.cpp ReferenceGrads.ReleasedBackwardMatchesGolden",
+                    "diff_model.cpp DifferentialModel.ReleasedLossAndGradients",
+                    "diff_model.cpp DifferentialModel.MampLossAndGradients"}));
   c.push_back(both("recon_loss", "losses", "masked MSE to the per-patch normalised target",
                    {"golden_ref_grads.cpp ReferenceGrads.ReleasedBackwardMatchesGolden",
                     "diff_model.cpp DifferentialModel.ReleasedLossAndGradients",

@@ -77,25 +77,8 @@ HacmGrads<T> hacm_backward(const HacmForward<T>& f, const Tensor<T>& x5, const H
       }
 
   // ---- Decoder.
-  Tensor<T> g_dn = linear_backward(f.dec_normed, w.decoder_pred, g_pred, gw.decoder_pred);
-  Tensor<T> g_dx =
-      layernorm_backward(f.dec_out, w.decoder_norm, f.dec_norm_c, g_dn, gw.decoder_norm);
-  for (size_t j = w.decoder_blocks.size(); j-- > 0;)
-    g_dx = block_backward<T>(f.dec_x[j], w.decoder_blocks[j], cfg.heads, f.dec_c[j], g_dx,
-                             gw.decoder_blocks[j], cfg.ln_eps);
-  const int64_t Dd = g_dx.dim(2);
-  g_dx = add_pos_temp_backward(g_dx.reshaped({NM, TP, V, Dd}), gw.decoder_pos, gw.decoder_temp)
-             .reshaped({NM, P, Dd});
-  // Un-shuffle: scatter decoder rows back to the embedded latents and the shared mask token.
-  Tensor<T> g_e({NM, L, Dd});
-  for (int64_t n = 0; n < NM; ++n)
-    for (int64_t p = 0; p < P; ++p) {
-      const int64_t src = f.dec_src[size_t(n * P + p)];
-      T* to = src < L ? g_e.ptr() + (n * L + src) * Dd : gw.mask_token.ptr();
-      const T* from = g_dx.ptr() + (n * P + p) * Dd;
-      for (int64_t d = 0; d < Dd; ++d) to[d] += from[d];
-    }
-  Tensor<T> g_latent = linear_backward(f.latent, w.decoder_embed, g_e, gw.decoder_embed);
+  Tensor<T> g_latent =
+      mae_decoder_backward(f.latent, f.dec_src, TP, V, w, cfg.heads, cfg.ln_eps, f.dec, g_pred, gw);
 
   // ---- Cross-contrast loss.
   {

@@ -228,25 +228,7 @@ HacmForward<T> hacm_forward(const Tensor<T>& x5, const Tensor<T>& u_t, const Ten
   f.sim_inter = to_tensor(si);
 
   // ---- Decoder: embed(latent) and mask tokens placed on the TP×V grid by dec_src.
-  Tensor<T> e = linear_forward(f.latent, w.decoder_embed);  // [NM, L, Dd]
-  const int64_t Dd = e.dim(2);
-  Tensor<T> dx({NM, P, Dd});
-  for (int64_t n = 0; n < NM; ++n)
-    for (int64_t p = 0; p < P; ++p) {
-      const int64_t src = f.dec_src[size_t(n * P + p)];
-      const T* from = src < L ? e.ptr() + (n * L + src) * Dd : w.mask_token.ptr();
-      std::copy_n(from, Dd, dx.ptr() + (n * P + p) * Dd);
-    }
-  dx = add_pos_temp_forward(dx.reshaped({NM, TP, V, Dd}), w.decoder_pos, w.decoder_temp)
-           .reshaped({NM, P, Dd});
-  f.dec_c.resize(w.decoder_blocks.size());
-  for (size_t j = 0; j < w.decoder_blocks.size(); ++j) {
-    f.dec_x.push_back(dx);
-    dx = block_forward<T>(dx, w.decoder_blocks[j], cfg.heads, &f.dec_c[j], cfg.ln_eps);
-  }
-  f.dec_out = std::move(dx);
-  f.dec_normed = layernorm_forward(f.dec_out, w.decoder_norm, cfg.ln_eps, &f.dec_norm_c);
-  f.pred = linear_forward(f.dec_normed, w.decoder_pred);
+  f.pred = mae_decoder_forward(f.latent, f.dec_src, TP, V, w, cfg.heads, cfg.ln_eps, f.dec);
 
   // ---- Target: ewp of the frame differences of the kept joints (last frame 0), patchified;
   // released: even patches then odd patches (each time-major), corrected: grid order.

@@ -21,6 +21,7 @@
 
 #include "reference/checkpoint.h"
 #include "reference/criteria.h"
+#include "reference/decoder.h"
 #include "reference/embed.h"
 #include "reference/transformer.h"
 
@@ -64,10 +65,11 @@ struct HacmForward {
   int64_t persons = 0;                  // M
   Tensor<T> xk;                         // [NM, T, V, 3] kept joints
   std::vector<int64_t> grid_t, grid_s;  // [Lt], [Ls]: grid slot τ·V + v of each group token
-  std::vector<Tensor<T>> enc_x, dec_x;  // inputs of each encoder / decoder block
-  std::vector<BlockCache<T>> enc_c, dec_c;
-  Tensor<T> enc_out, dec_out, dec_normed;  // before norm, before decoder_norm, after it
-  LayerNormCache<T> norm_c, dec_norm_c;
+  std::vector<Tensor<T>> enc_x;         // inputs of each encoder block
+  std::vector<BlockCache<T>> enc_c;
+  Tensor<T> enc_out;  // before norm
+  LayerNormCache<T> norm_c;
+  DecoderCache<T> dec;
   std::vector<int64_t> dec_src;  // [NM, TP·V] decoder row -> latent index (>= L: mask token)
 
   Tensor<T> mc;        // [NM, TP, V, D] embedding + pos + temp (Euclidean)

@@ -123,25 +123,7 @@ MampForward<T> mamp_forward(const Tensor<T>& x5, const Tensor<T>& U, const MampW
   f.latent = layernorm_forward(f.enc_out, w.norm, cfg.ln_eps, &f.norm_c);
 
   // ---- Decoder: [embed(latent), mask...][ids_restore].
-  Tensor<T> e = linear_forward(f.latent, w.decoder_embed);
-  const int64_t Dd = e.dim(2);
-  Tensor<T> dx({NM, L, Dd});
-  for (int64_t n = 0; n < NM; ++n)
-    for (int64_t p = 0; p < L; ++p) {
-      const int64_t src = f.sel.ids_restore[size_t(n * L + p)];
-      const T* from = src < K ? e.ptr() + (n * K + src) * Dd : w.mask_token.ptr();
-      std::copy_n(from, Dd, dx.ptr() + (n * L + p) * Dd);
-    }
-  dx = add_pos_temp_forward(dx.reshaped({NM, TP, J, Dd}), w.decoder_pos, w.decoder_temp)
-           .reshaped({NM, L, Dd});
-  f.dec_c.resize(w.decoder_blocks.size());
-  for (size_t j = 0; j < w.decoder_blocks.size(); ++j) {
-    f.dec_x.push_back(dx);
-    dx = block_forward<T>(dx, w.decoder_blocks[j], cfg.heads, &f.dec_c[j], cfg.ln_eps);
-  }
-  f.dec_out = std::move(dx);
-  f.dec_normed = layernorm_forward(f.dec_out, w.decoder_norm, cfg.ln_eps, &f.dec_norm_c);
-  f.pred = linear_forward(f.dec_normed, w.decoder_pred);
+  f.pred = mae_decoder_forward(f.latent, f.sel.ids_restore, TP, J, w, cfg.heads, cfg.ln_eps, f.dec);
 
   // ---- Target: frame differences (last frame 0), patchified, normalised.
   Tensor<T> motion(f.x.shape);
@@ -164,7 +146,6 @@ MampGrads<T> mamp_backward(const MampForward<T>& f, const Tensor<T>& x5, const M
   MampWeights<T>& gw = g.w;
   const int64_t NM = f.x.dim(0), Tn = f.x.dim(1), J = f.x.dim(2), C = f.x.dim(3);
   const int64_t tp = w.conv_w.dim(2), TP = Tn / tp, L = TP * J, D = w.conv_w.dim(0);
-  const int64_t K = f.sel.keep;
 
   Tensor<T> g_pred, g_target;
   recon_loss_backward(f.pred, f.target, f.target_norm, f.sel.mask, cfg.target_eps, g_pred,
@@ -180,24 +161,8 @@ MampGrads<T> mamp_backward(const MampForward<T>& f, const Tensor<T>& x5, const M
         g_x[(n * Tn + t) * row + i] -= gm;
       }
 
-  Tensor<T> g_dn = linear_backward(f.dec_normed, w.decoder_pred, g_pred, gw.decoder_pred);
-  Tensor<T> g_dx =
-      layernorm_backward(f.dec_out, w.decoder_norm, f.dec_norm_c, g_dn, gw.decoder_norm);
-  for (size_t j = w.decoder_blocks.size(); j-- > 0;)
-    g_dx = block_backward<T>(f.dec_x[j], w.decoder_blocks[j], cfg.heads, f.dec_c[j], g_dx,
-                             gw.decoder_blocks[j], cfg.ln_eps);
-  const int64_t Dd = g_dx.dim(2);
-  g_dx = add_pos_temp_backward(g_dx.reshaped({NM, TP, J, Dd}), gw.decoder_pos, gw.decoder_temp)
-             .reshaped({NM, L, Dd});
-  Tensor<T> g_e({NM, K, Dd});
-  for (int64_t n = 0; n < NM; ++n)
-    for (int64_t p = 0; p < L; ++p) {
-      const int64_t src = f.sel.ids_restore[size_t(n * L + p)];
-      T* to = src < K ? g_e.ptr() + (n * K + src) * Dd : gw.mask_token.ptr();
-      const T* from = g_dx.ptr() + (n * L + p) * Dd;
-      for (int64_t d = 0; d < Dd; ++d) to[d] += from[d];
-    }
-  Tensor<T> g_latent = linear_backward(f.latent, w.decoder_embed, g_e, gw.decoder_embed);
+  Tensor<T> g_latent = mae_decoder_backward(f.latent, f.sel.ids_restore, TP, J, w, cfg.heads,
+                                            cfg.ln_eps, f.dec, g_pred, gw);
   Tensor<T> g_h = layernorm_backward(f.enc_out, w.norm, f.norm_c, g_latent, gw.norm);
   for (size_t i = w.blocks.size(); i-- > 0;)
     g_h = block_backward<T>(f.enc_x[i], w.blocks[i], cfg.heads, f.enc_c[i], g_h, gw.blocks[i],

@@ -14,6 +14,7 @@
 
 #include "reference/checkpoint.h"
 #include "reference/criteria.h"
+#include "reference/decoder.h"
 #include "reference/transformer.h"
 
 namespace hacm::ref {
@@ -41,10 +42,11 @@ struct MampForward {
   Tensor<T> motion_raw;      // [NM, L]
   Selection<T> sel;          // ascending order, keep K
   Tensor<T> enc_in, latent;  // [NM, K, D]
-  std::vector<Tensor<T>> enc_x, dec_x;
-  std::vector<BlockCache<T>> enc_c, dec_c;
-  Tensor<T> enc_out, dec_out, dec_normed;
-  LayerNormCache<T> norm_c, dec_norm_c;
+  std::vector<Tensor<T>> enc_x;
+  std::vector<BlockCache<T>> enc_c;
+  Tensor<T> enc_out;
+  LayerNormCache<T> norm_c;
+  DecoderCache<T> dec;
   Tensor<T> pred, target, target_norm;  // [NM, L, tp·3]
   T loss = 0;
 };

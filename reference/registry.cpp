@@ -8,6 +8,7 @@
 #include "core/feeder.h"
 #include "reference/checkpoint.h"
 #include "reference/criteria.h"
+#include "reference/decoder.h"
 #include "reference/downstream.h"
 #include "reference/embed.h"
 #include "reference/hacm_model.h"
@@ -82,6 +83,7 @@ void register_reference_components(ComponentRegistry& reg) {
                   "motion, ewp, target rows");
   HACM_REF_PAIR("patchify", patchify_forward<double>, patchify_backward<double>);
   HACM_REF_PAIR("recon_loss", recon_loss_forward<double>, recon_loss_backward<double>);
+  HACM_REF_PAIR("mae_decoder", mae_decoder_forward<double>, mae_decoder_backward<double>);
   // whole models
   static_cast<void>(&hacm_forward<double>), static_cast<void>(&hacm_backward<double>);
   add(reg, "hacm_released", Provision::kFunction, "hacm_forward", "hacm_backward",

@@ -65,13 +65,14 @@ BlockParams<T> load_block(const Checkpoint<T>& ck, const std::string& prefix, in
   return p;
 }
 
-namespace {
 template <class T>
 int64_t count_blocks(const Checkpoint<T>& ck, const std::string& stem) {
   int64_t n = 0;
   while (ck.has(stem + std::to_string(n) + ".norm1.weight")) ++n;
   return n;
 }
+
+namespace {
 // ck.at(name) with -1 in `want` matching any extent.
 template <class T>
 const Tensor<T>& at_pattern(const Checkpoint<T>& ck, const std::string& name,
@@ -103,24 +104,6 @@ EncoderParams<T> load_encoder(const Checkpoint<T>& ck, int64_t V, int64_t& depth
   for (int64_t i = 0; i < depth; ++i)
     w.blocks.push_back(load_block(ck, "blocks." + std::to_string(i), D));
   w.norm = load_layernorm(ck, "norm", D);
-  return w;
-}
-
-template <class T>
-DecoderParams<T> load_decoder(const Checkpoint<T>& ck, const EncoderParams<T>& enc,
-                              const std::string& mask_token_name, int64_t& decoder_depth) {
-  const int64_t D = enc.conv_w.dim(0), V = enc.pos.dim(2), TP = enc.temp.dim(1);
-  DecoderParams<T> w;
-  w.decoder_embed = load_linear(ck, "decoder_embed", D);
-  const int64_t Dd = w.decoder_embed.w.dim(0);
-  w.mask_token = ck.at(mask_token_name, {1, 1, Dd});
-  if (decoder_depth < 0) decoder_depth = count_blocks(ck, "decoder_blocks.");
-  for (int64_t j = 0; j < decoder_depth; ++j)
-    w.decoder_blocks.push_back(load_block(ck, "decoder_blocks." + std::to_string(j), Dd));
-  w.decoder_norm = load_layernorm(ck, "decoder_norm", Dd);
-  w.decoder_pos = ck.at("decoder_pos_embed", {1, 1, V, Dd});
-  w.decoder_temp = ck.at("decoder_temp_embed", {1, TP, 1, Dd});
-  w.decoder_pred = load_linear(ck, "decoder_pred", Dd, enc.conv_w.dim(2) * enc.conv_w.dim(1));
   return w;
 }
 
@@ -382,8 +365,7 @@ Tensor<T> block_backward(const Tensor<T>& x, const BlockParams<T>& p, int heads,
   template LayerNormParams<T> load_layernorm(const Checkpoint<T>&, const std::string&, int64_t); \
   template BlockParams<T> load_block(const Checkpoint<T>&, const std::string&, int64_t);         \
   template EncoderParams<T> load_encoder(const Checkpoint<T>&, int64_t, int64_t&);               \
-  template DecoderParams<T> load_decoder(const Checkpoint<T>&, const EncoderParams<T>&,          \
-                                         const std::string&, int64_t&);                          \
+  template int64_t count_blocks(const Checkpoint<T>&, const std::string&);                       \
   template BlockParams<T> zeros_like(const BlockParams<T>&);                                     \
   template void export_block(const BlockParams<T>&, const std::string&,                          \
                              std::map<std::string, Tensor<T>>&);                                 \

@@ -67,8 +67,8 @@ void append_named(NamedTensors<T>& r, const std::string& prefix, BlockParams<T>&
   append_named(r, prefix + ".mlp.fc2", b.fc2);
 }
 
-// ---- The stacks every model here is built from, with the released state_dict names.
-// Encoder: token embedding (a stride-tp conv over [3, tp] patches) + positional and temporal
+// ---- The encoder every model here is built from, with the released state_dict names:
+// token embedding (a stride-tp conv over [3, tp] patches) + positional and temporal
 // embeddings + blocks + final norm (HA-CM and MAMP pretraining, the downstream encoder).
 template <class T>
 struct EncoderParams {
@@ -77,25 +77,13 @@ struct EncoderParams {
   std::vector<BlockParams<T>> blocks;
   LayerNormParams<T> norm;
 };
-// MAE decoder of the two pretraining models.
-template <class T>
-struct DecoderParams {
-  LinearParams<T> decoder_embed;  // [Dd, D]
-  Tensor<T> mask_token;           // [1, 1, Dd]
-  std::vector<BlockParams<T>> decoder_blocks;
-  LayerNormParams<T> decoder_norm;
-  Tensor<T> decoder_pos, decoder_temp;  // [1, 1, V, Dd], [1, TP, 1, Dd]
-  LinearParams<T> decoder_pred;         // [tp·3, Dd]
-};
 // V < 0: any joint count (read from pos_embed). depth < 0: count "blocks.i" and store the count.
 // Throws InputError naming the checkpoint and tensor on a missing tensor or a bad shape.
 template <class T>
 EncoderParams<T> load_encoder(const Checkpoint<T>& ck, int64_t V, int64_t& depth);
-// Shapes checked against the encoder's (D, V, TP, tp); the mask token is "mask_token_t" in HA-CM
-// and "mask_token" in MAMP. decoder_depth < 0: count "decoder_blocks.j".
+// Number of consecutive "<stem><i>.norm1.weight" in the checkpoint (stem "blocks.").
 template <class T>
-DecoderParams<T> load_decoder(const Checkpoint<T>& ck, const EncoderParams<T>& enc,
-                              const std::string& mask_token_name, int64_t& decoder_depth);
+int64_t count_blocks(const Checkpoint<T>& ck, const std::string& stem);
 template <class T>
 void append_named(NamedTensors<T>& r, EncoderParams<T>& p) {
   r.emplace_back("joints_embed.proj.weight", &p.conv_w);
@@ -105,17 +93,6 @@ void append_named(NamedTensors<T>& r, EncoderParams<T>& p) {
   for (size_t i = 0; i < p.blocks.size(); ++i)
     append_named(r, "blocks." + std::to_string(i), p.blocks[i]);
   append_named(r, "norm", p.norm);
-}
-template <class T>
-void append_named(NamedTensors<T>& r, DecoderParams<T>& p, const std::string& mask_token_name) {
-  append_named(r, "decoder_embed", p.decoder_embed);
-  r.emplace_back(mask_token_name, &p.mask_token);
-  for (size_t j = 0; j < p.decoder_blocks.size(); ++j)
-    append_named(r, "decoder_blocks." + std::to_string(j), p.decoder_blocks[j]);
-  append_named(r, "decoder_norm", p.decoder_norm);
-  r.emplace_back("decoder_pos_embed", &p.decoder_pos);
-  r.emplace_back("decoder_temp_embed", &p.decoder_temp);
-  append_named(r, "decoder_pred", p.decoder_pred);
 }
 // A copy of `w` with every tensor of w.named() zero (gradient accumulators).
 template <class W>
