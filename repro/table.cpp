@@ -159,7 +159,12 @@ void add_table_command_impl(CLI::App& app) {
         mf /= double(fin.size()), mm /= double(mx.size());
         std::string col = column_key(pj, i);
         columns.insert(col);
-        put(rows[label], col,
+        // A stage trained from a random init (no pretraining) is the random-init encoder's row
+        // (fine-tuning records "from", the linear probe "encoder").
+        const json& st = r["runs"][0]["stages"][i];
+        const bool scratch =
+            st.value("from", "") == "scratch" || st.value("encoder", "") == "random init";
+        put(rows[scratch ? "random-init encoder (ours)" : label], col,
             Cell{f2(mf) + " (max " + f2(mm) + ")" +
                      (fin.size() > 1 ? " n=" + std::to_string(fin.size()) : ""),
                  link, order});

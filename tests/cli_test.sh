@@ -66,6 +66,11 @@ run)
   sed -E 's/"finished_utc": "[^"]*"/"finished_utc": "1999-01-01T00:00:00Z"/; s/"top1_final": [-0-9.e]+/"top1_final": 56.78/' "$f" >"$T/r_tiny_linear/zz-older.json"
   "$REPRO" table "$T/r_tiny_linear" >/dev/null 2>&1
   grep -q "12.34" "$T/r_tiny_linear/TABLE.md" && ! grep -q "56.78" "$T/r_tiny_linear/TABLE.md" && ok "table shows the newest result" || bad "table does not show the newest result: $(cat "$T/r_tiny_linear/TABLE.md")"
+  # Stages trained from a random init (no pretraining) go to the random-init encoder's row.
+  mkdir -p "$T/r_scratch"
+  sed -E 's/"from": "pretrain"/"from": "scratch"/; s/"encoder": "pretrained"/"encoder": "random init"/; s/"top1_final": [-0-9.e]+/"top1_final": 43.21/' "$f" >"$T/r_scratch/s.json"
+  "$REPRO" table "$T/r_scratch" >/dev/null 2>&1
+  grep -q "random-init encoder (ours).*43.21" "$T/r_scratch/TABLE.md" && ! grep -q "HA-CM.*43.21" "$T/r_scratch/TABLE.md" && ok "from-scratch stages in the random-init row" || bad "from-scratch row: $(cat "$T/r_scratch/TABLE.md")"
   ;;
 resume)
   P="$SRC/protocols/test/tiny_resume.json"
