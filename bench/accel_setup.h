@@ -12,12 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "accelerated/downstream.h"
 #include "accelerated/hacm.h"
 #include "accelerated/tensor_io.h"
 #include "core/model_init.h"
 #include "core/npz.h"
 #include "core/provenance.h"
 #include "core/rng.h"
+#include "core/skeleton.h"
 
 namespace hacm::bench {
 
@@ -61,18 +63,25 @@ inline Setup make_setup(int64_t clips, const std::string& variant, at::Device de
   return s;
 }
 
+// The golden directory (HACM_GOLDEN_DIR, else ../shared/golden); empty with a message when
+// `file` is not there.
+inline std::string golden_dir_with(const std::string& file) {
+  const char* gd = std::getenv("HACM_GOLDEN_DIR");
+  std::string dir = gd && *gd ? gd : std::string(HACM_SOURCE_DIR) + "/../shared/golden";
+  if (FILE* f = std::fopen((dir + "/" + file).c_str(), "rb")) {
+    std::fclose(f);
+    return dir;
+  }
+  std::printf("validation skipped: %s/%s not found\n", dir.c_str(), file.c_str());
+  return "";
+}
+
 // Validation: the float32 forward on the benchmark device reproduces the golden loss (a fast wrong
 // kernel is not a result). Skipped with a message when the golden files are absent.
 inline bool validate_golden_loss() {
-  const char* gd = std::getenv("HACM_GOLDEN_DIR");
-  std::string dir = gd && *gd ? gd : std::string(HACM_SOURCE_DIR) + "/../shared/golden";
-  std::string path = dir + "/hacm_forward.npz";
-  if (FILE* f = std::fopen(path.c_str(), "rb")) {
-    std::fclose(f);
-  } else {
-    std::printf("validation skipped: %s not found\n", path.c_str());
-    return true;
-  }
+  const std::string dir = golden_dir_with("hacm_forward.npz");
+  if (dir.empty()) return true;
+  const std::string path = dir + "/hacm_forward.npz";
   at::Device dev = bench_device();
   at::globalContext().setAllowTF32CuBLAS(false);
   NpzReader g(path);
@@ -94,6 +103,33 @@ inline bool validate_golden_loss() {
   return ok;
 }
 
+// Validation of the linear-probe features (downstream encoder + mean pooling) in float32 on the
+// benchmark device against the authors' float64 features (hacm_downstream.npz): normwise relative
+// error <= 1e-5 (float32 through the encoder, TF32 off; the float64 test bound is 1e-10).
+inline bool validate_golden_features() {
+  const std::string dir = golden_dir_with("hacm_downstream.npz");
+  if (dir.empty()) return true;
+  at::Device dev = bench_device();
+  at::globalContext().setAllowTF32CuBLAS(false);
+  NpzReader g(dir + "/hacm_downstream.npz");
+  accel::StateDict sd = accel::load_state_dict(dir + "/weights_hacm.npz", at::kFloat);
+  for (auto& [k, v] : sd) v = v.to(dev);
+  accel::EncoderConfig cfg;
+  cfg.depth = g.get("cfg_depth").at_i64(0);
+  cfg.heads = g.get("cfg_heads").at_i64(0);
+  cfg.idx_kept.assign(hacm_kept_joints().begin(), hacm_kept_joints().end());
+  at::NoGradGuard no_grad;
+  at::Tensor feat = accel::linprobe_features_forward(accel::downstream_encoder_forward(
+      sd, cfg, accel::to_tensor(g.get("x5"), at::kFloat).to(dev)));
+  at::Tensor ref = accel::to_tensor(g.get("feat_linprobe"), at::kDouble);
+  const double err =
+      (feat.to(at::kCPU, at::kDouble) - ref).norm().item<double>() / ref.norm().item<double>();
+  const bool ok = err <= 1e-5;
+  std::printf("validation on %s: linear-probe features, normwise relative error %.2e -> %s\n",
+              dev.is_cuda() ? "cuda" : "cpu", err, ok ? "OK" : "MISMATCH");
+  return ok;
+}
+
 // LibTorch's BLAS (the BLAS_INFO entry of its build configuration).
 inline std::string torch_blas() {
   const std::string cfg = at::show_config();
@@ -106,7 +142,7 @@ inline std::string torch_blas() {
 // main() of the accelerated benchmark binaries: validate, then run with the device and torch
 // version in the JSON context.
 inline int run_benchmarks(int argc, char** argv) {
-  if (!validate_golden_loss()) return 1;
+  if (!validate_golden_loss() || !validate_golden_features()) return 1;
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("device", at::hasCUDA() ? "cuda" : "cpu");

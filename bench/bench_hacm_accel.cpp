@@ -13,10 +13,12 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "accelerated/downstream.h"
 #include "accelerated/hacm.h"
 #include "accelerated/train.h"
 #include "bench/accel_setup.h"
 #include "core/npz.h"
+#include "core/skeleton.h"
 
 using namespace hacm;
 using namespace hacm::bench;
@@ -129,6 +131,57 @@ void BM_HacmPhase(benchmark::State& state) {
   state.SetLabel(std::string(names[phase]) + (mode == kBf16 ? " bf16" : " fp32"));
 }
 
+// Linear-probe feature extraction (issue #6 goal: <= 10 ms per 128 clips on the H100; the
+// authors' downstream forward takes 77.3 ms fp32 / 48.4 ms bf16): the full downstream encoder
+// (width 256, 8 heads, depth 8, 72 frames, 18 kept joints, both persons) and the mean pooling,
+// no gradient. Validated against the golden features in main() before any timing.
+void BM_LinprobeFeatures(benchmark::State& state) {
+  const int64_t clips = state.range(0);
+  const Mode mode = Mode(state.range(1));
+  at::Device dev = bench_device();
+  if (dev.is_cpu() && (mode != kFp32 || clips > 8)) {
+    state.SkipWithError("CUDA-only configuration (TF32/bf16 or batch 128)");
+    return;
+  }
+  at::globalContext().setAllowTF32CuBLAS(mode == kTf32);
+  at::globalContext().setAllowTF32CuDNN(mode == kTf32);
+  accel::EncoderConfig cfg;
+  cfg.idx_kept.assign(hacm_kept_joints().begin(), hacm_kept_joints().end());
+  accel::StateDict sd;
+  for (auto& [k, a] : init_pretrain_params(ModelShape{}, 7))
+    if (k.rfind("joints_embed.", 0) == 0 || k == "pos_embed" || k == "temp_embed" ||
+        k.rfind("blocks.", 0) == 0 || k.rfind("norm.", 0) == 0)
+      sd[k] = accel::to_tensor(a, at::kFloat).to(dev);
+  at::Tensor x5 = accel::rng_uniform({clips, 3, 72, 25, 2}, 11, dev, -1.0, 1.0);
+  at::NoGradGuard no_grad;
+  auto features = [&]() {
+    if (mode == kBf16) {
+      at::autocast::set_autocast_enabled(at::kCUDA, true);
+      at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    }
+    at::Tensor f = accel::linprobe_features_forward(accel::downstream_encoder_forward(sd, cfg, x5));
+    if (mode == kBf16) {
+      at::autocast::set_autocast_enabled(at::kCUDA, false);
+      at::autocast::clear_cache();
+    }
+    return f;
+  };
+  for (int i = 0; i < 3; ++i) features();                                         // warm-up
+  for (auto _ : state) benchmark::DoNotOptimize(features().sum().item<float>());  // synchronises
+  // Arithmetic per person-sequence of L = 24 x 18 tokens, width D: per block 24·L·D² (qkv, proj,
+  // MLP) + 4·L²·D (scores, weighted sum); the patch embedding is negligible.
+  const double L = 24 * 18, D = 256, flop = 2.0 * 8 * (24 * L * D * D + 4 * L * L * D) * clips;
+  state.counters["clips/s"] =
+      benchmark::Counter(double(clips), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["TFLOP/s"] =
+      benchmark::Counter(flop / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(dev.is_cuda() ? "cuda " : "cpu ") +
+                 (mode == kFp32   ? "fp32"
+                  : mode == kTf32 ? "tf32"
+                                  : "bf16") +
+                 " full encoder (256/8)");
+}
+
 }  // namespace
 
 // CPU: a small batch (2 clips) in fp32, full and small model (bench/pytorch_step.py times the
@@ -141,6 +194,15 @@ BENCHMARK(BM_HacmPretrainStep)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->ArgsProduct({{64}, {kFp32, kTf32, kBf16}, {0, 1}, {0}});
+
+BENCHMARK(BM_LinprobeFeatures)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->ArgsProduct({{8}, {kFp32}});
+BENCHMARK(BM_LinprobeFeatures)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->ArgsProduct({{128}, {kFp32, kTf32, kBf16}});
 
 BENCHMARK(BM_HacmPhase)
     ->Unit(benchmark::kMillisecond)
