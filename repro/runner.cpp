@@ -397,11 +397,18 @@ void downstream_loop(Ctx& c, const StageSpec& s, const std::string& tag, StateDi
   }
 }
 
-json run_linear(Ctx& c, const StageSpec& s, const std::string& tag, const StateDict* pretrained) {
+// The training and test splits of a linear-probe stage, built once and shared by the probe of
+// the pretrained encoder and its random-init baseline (on CUDA each is uploaded once).
+struct LinearData {
+  Batches train, test;
+  LinearData(const Ctx& c, const std::string& file, const FeederConfig& cfg)
+      : train(c, file, "train", cfg, true), test(c, file, "test", cfg, false) {}
+};
+
+json run_linear(Ctx& c, const StageSpec& s, const std::string& tag, const StateDict* pretrained,
+                const LinearData& data) {
   const MethodSpec& m = c.p.method;
-  std::string file = dataset_file(c, c.p.dataset);
-  Batches train(c, file, "train", feeder_config(m, s.vel), true);
-  Batches test(c, file, "test", feeder_config(m, s.vel), false);
+  const Batches &train = data.train, &test = data.test;
   StateDict enc = encoder_params(c, pretrained, mix(c.seed, 77));
   for (auto& [k, v] : enc) v.set_requires_grad(false);
   accel::EncoderConfig ec = encoder_config(m);
@@ -758,8 +765,11 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
         r = run_pretrain(c, s, tag, pretrained);
         have_pretrained = true;
       } else if (s.kind == "linear") {
-        r = run_linear(c, s, tag, have_pretrained && s.from == "pretrain" ? &pretrained : nullptr);
-        if (p.random_baseline) r["linear_random"] = run_linear(c, s, tag + "_random", nullptr);
+        const LinearData data(c, dataset_file(c, p.dataset), feeder_config(p.method, s.vel));
+        r = run_linear(c, s, tag, have_pretrained && s.from == "pretrain" ? &pretrained : nullptr,
+                       data);
+        if (p.random_baseline)
+          r["linear_random"] = run_linear(c, s, tag + "_random", nullptr, data);
       } else {
         r = run_finetune(c, s, tag, have_pretrained ? &pretrained : nullptr);
       }
