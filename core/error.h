@@ -12,6 +12,12 @@ class InputError : public std::runtime_error {
   explicit InputError(const std::string& what) : std::runtime_error(what) {}
 };
 
+// Long work stopped on request (a signal); nothing partial was left behind.
+class Interrupted : public std::runtime_error {
+ public:
+  explicit Interrupted(const std::string& what) : std::runtime_error(what) {}
+};
+
 // "<file>:<line>: <message>" (line 0 = whole file).
 inline InputError input_error(const std::string& file, long line, const std::string& msg) {
   if (line > 0) return InputError(file + ":" + std::to_string(line) + ": " + msg);

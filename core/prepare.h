@@ -3,6 +3,7 @@
 // x float32 (N, 300, 150) = (frame, [person][joint][xyz]); y one-hot float64 (N, classes).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,8 @@ struct PrepareOptions {
   // synthetic only
   int64_t clips = 4000;
   uint64_t seed = 1;
+  // Polled between chunks of clips: true = stop and throw Interrupted (no file is left behind).
+  std::function<bool()> cancelled;
 };
 
 // Each returns the list of files written. Throws InputError on bad input (exit code 2).

@@ -47,7 +47,7 @@ void add_run_command(CLI::App& app) {
       set_exit_code(0);
     } catch (const RunStopped&) {
       std::fprintf(stderr,
-                   "interrupted: the checkpoint is saved; run the same command to resume\n");
+                   "interrupted: progress so far is saved; run the same command to resume\n");
       set_exit_code(1);
     }
   });

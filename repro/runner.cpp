@@ -95,7 +95,14 @@ std::string dataset_file(const Ctx& c, const DatasetSpec& d) {
     po.seed = d.seed;
     po.threads = c.threads;
     po.progress = c.opt.progress;
-    prepare_synthetic(po);
+    po.cancelled = stop_requested;
+    try {
+      prepare_synthetic(po);
+    } catch (const Interrupted&) {
+      std::fprintf(stderr, "[data] stopped by signal while generating %s; nothing written\n",
+                   dir.c_str());
+      throw RunStopped();
+    }
   }
   return file;
 }

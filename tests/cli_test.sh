@@ -88,6 +88,16 @@ resume)
   a=$(grep -o '"final_loss": [-0-9.e]*' "$T"/rfull/*.json)
   b=$(grep -o '"final_loss": [-0-9.e]*' "$T"/rcut/*.json)
   [ -n "$a" ] && [ "$a" = "$b" ] && ok "resumed run ends with the same loss ($a)" || bad "loss differs: uninterrupted '$a' vs resumed '$b'"
+  # SIGTERM while the synthetic set is being generated: exit 1 promptly, no data file left.
+  sed 's/"clips": 200, "seed": 6/"clips": 3000, "seed": 61/' "$P" >"$T/gen.json"
+  grep -q '"clips": 3000' "$T/gen.json" || bad "could not make the generation protocol"
+  "$REPRO" run "$T/gen.json" --work "$T/gen" --results "$T/rgen" --no-progress >/dev/null 2>"$T/gen.err" &
+  pid=$!
+  for _ in $(seq 1 200); do [ -n "$(find "$T/gen/data" -type f 2>/dev/null)" ] && break; sleep 0.05; done
+  kill -TERM $pid
+  wait $pid; rc=$?
+  [ $rc = 1 ] && grep -q "stopped by signal while generating" "$T/gen.err" && ok "SIGTERM during data generation: exit 1" || bad "SIGTERM during generation: exit $rc; $(tail -3 "$T/gen.err")"
+  [ -z "$(find "$T/gen/data" -type f 2>/dev/null)" ] && ok "no partial data file" || bad "partial data left: $(find "$T/gen/data" -type f)"
   # Changed stage settings never resume another run's checkpoints: they are moved aside, kept.
   sed 's/"epochs": 4/"epochs": 3/' "$P" >"$T/changed.json"
   cmp -s "$P" "$T/changed.json" && bad "could not change the protocol"
