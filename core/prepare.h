@@ -18,8 +18,11 @@ struct PrepareOptions {
   // synthetic only
   int64_t clips = 4000;
   uint64_t seed = 1;
-  // Polled between chunks of clips: true = stop and throw Interrupted (no file is left behind).
+  // Polled while working (per sample / chunk): true = stop and throw Interrupted; no output or
+  // temporary file is left behind.
   std::function<bool()> cancelled;
+  // Throws Interrupted when `cancelled` says so.
+  void check_cancelled() const;
 };
 
 // Each returns the list of files written. Throws InputError on bad input (exit code 2).

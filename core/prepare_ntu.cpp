@@ -163,6 +163,7 @@ std::vector<std::string> prepare_ntu(const PrepareOptions& opt) {
     parallel_ordered<Processed>(
         int64_t(files.size()), threads, int64_t(threads) * 8,
         [&](int64_t i) {
+          opt.check_cancelled();
           Processed p;
           NtuSkeleton sk = read_ntu_skeleton(files[size_t(i)].path);
           NtuSequence seq;
@@ -203,6 +204,7 @@ std::vector<std::string> prepare_ntu(const PrepareOptions& opt) {
   std::vector<std::string> written;
   std::vector<std::unique_ptr<NpzWriter>> writers;
   std::vector<float> pad(size_t(kMaxFrames) * 150);
+  int64_t rows_written = 0;  // cancellation is polled every 256 rows
   for (const NtuSplit& split : ntu_splits(ntu120)) {
     std::vector<int64_t> idx[2];
     ntu_split_indices(split, kept, &idx[0], &idx[1]);
@@ -216,6 +218,7 @@ std::vector<std::string> prepare_ntu(const PrepareOptions& opt) {
       const std::string sfx = part == 0 ? "_train" : "_test";
       w.begin("x" + sfx, DType::f4, {int64_t(ix.size()), kMaxFrames, 150});
       for (int64_t i : ix) {
+        if (rows_written++ % 256 == 0) opt.check_cancelled();
         size_t n = size_t(frames[size_t(i)]) * 150;
         spill.read(offset[size_t(i)], pad.data(), n * sizeof(float));
         std::fill(pad.begin() + long(n), pad.end(), 0.f);

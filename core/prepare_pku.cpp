@@ -111,6 +111,7 @@ std::vector<std::string> prepare_pku(const PrepareOptions& opt) {
     parallel_ordered<VideoClips>(
         int64_t(ids.size()), threads, int64_t(threads) * 2,
         [&](int64_t v) {
+          opt.check_cancelled();
           const std::string& id = ids[size_t(v)];
           PkuSkeleton sk = read_pku_skeleton(L.skeleton_dir + "/" + id + ".txt");
           std::vector<PkuLabel> labels = read_pku_labels(L.label_dir + "/" + id + ".txt");
@@ -137,6 +138,7 @@ std::vector<std::string> prepare_pku(const PrepareOptions& opt) {
   std::vector<std::string> written;
   std::vector<std::unique_ptr<NpzWriter>> writers;
   std::vector<float> pad(size_t(kMaxFrames) * kPkuValues);
+  int64_t rows_written = 0;  // cancellation is polled every 256 rows
   for (const SplitDef& split : splits) {
     std::vector<char> is_train(ids.size());
     int64_t unlisted = 0;
@@ -160,6 +162,7 @@ std::vector<std::string> prepare_pku(const PrepareOptions& opt) {
       const std::string sfx = p == 0 ? "_train" : "_test";
       w.begin("x" + sfx, DType::f4, {int64_t(part[p].size()), kMaxFrames, kPkuValues});
       for (int64_t k : part[p]) {
+        if (rows_written++ % 256 == 0) opt.check_cancelled();
         const ClipRef& c = clips[size_t(k)];
         size_t n = size_t(c.frames) * kPkuValues;
         spill.read(c.offset, pad.data(), n * sizeof(float));

@@ -27,8 +27,7 @@ void write_split(NpzWriter& w, const std::string& split, const std::vector<int64
   std::vector<float> buf(size_t(std::min(n, kChunk) * per));
   const int threads = std::max(1, opt.threads);
   for (int64_t lo = 0; lo < n; lo += kChunk) {
-    if (opt.cancelled && opt.cancelled())
-      throw Interrupted("synthetic data generation stopped; no file written");
+    opt.check_cancelled();
     const int64_t cnt = std::min(kChunk, n - lo);
     std::vector<std::exception_ptr> err(static_cast<size_t>(threads));
     auto work = [&](int wkr) {
@@ -69,6 +68,11 @@ void write_split(NpzWriter& w, const std::string& split, const std::vector<int64
 }
 
 }  // namespace
+
+void PrepareOptions::check_cancelled() const {
+  if (cancelled && cancelled())
+    throw Interrupted("prepare " + dataset + " stopped by a signal; no file written");
+}
 
 std::vector<std::string> prepare_synthetic(const PrepareOptions& opt) {
   if (opt.clips <= 0) throw InputError("prepare synthetic: --clips must be positive");

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/prepare.h"
 #include "repro/commands.h"
+#include "repro/runner.h"
 
 namespace hacm::repro {
 
@@ -43,13 +44,22 @@ void add_prepare_command(CLI::App& app) {
     if (opt->dataset != "synthetic" && opt->raw_dir.empty())
       throw InputError("prepare " + opt->dataset + ": --raw DIR is required");
     if (opt->threads == 0) opt->threads = int(std::max(1u, std::thread::hardware_concurrency()));
+    // SIGINT/SIGTERM: stop at the next sample, remove the temporary files, exit 1.
+    install_signal_handlers();
+    opt->cancelled = stop_requested;
     std::vector<std::string> files;
-    if (opt->dataset == "ntu60" || opt->dataset == "ntu120")
-      files = prepare_ntu(*opt);
-    else if (opt->dataset == "pku1" || opt->dataset == "pku2")
-      files = prepare_pku(*opt);
-    else
-      files = prepare_synthetic(*opt);
+    try {
+      if (opt->dataset == "ntu60" || opt->dataset == "ntu120")
+        files = prepare_ntu(*opt);
+      else if (opt->dataset == "pku1" || opt->dataset == "pku2")
+        files = prepare_pku(*opt);
+      else
+        files = prepare_synthetic(*opt);
+    } catch (const Interrupted& e) {
+      std::fprintf(stderr, "interrupted: %s\n", e.what());
+      set_exit_code(1);
+      return;
+    }
     for (const auto& f : files) std::printf("wrote %s\n", f.c_str());
     set_exit_code(0);
   });

@@ -98,6 +98,14 @@ resume)
   wait $pid; rc=$?
   [ $rc = 1 ] && grep -q "stopped by signal while generating" "$T/gen.err" && ok "SIGTERM during data generation: exit 1" || bad "SIGTERM during generation: exit $rc; $(tail -3 "$T/gen.err")"
   [ -z "$(find "$T/gen/data" -type f 2>/dev/null)" ] && ok "no partial data file" || bad "partial data left: $(find "$T/gen/data" -type f)"
+  # The same for `repro prepare`: exit 1, a message, no file (not even a temporary) in --out.
+  "$REPRO" prepare synthetic --clips 3000 --seed 62 --out "$T/prep" --no-progress >/dev/null 2>"$T/prep.err" &
+  pid=$!
+  for _ in $(seq 1 200); do [ -n "$(find "$T/prep" -type f 2>/dev/null)" ] && break; sleep 0.05; done
+  kill -TERM $pid
+  wait $pid; rc=$?
+  [ $rc = 1 ] && grep -q "interrupted: prepare synthetic stopped by a signal" "$T/prep.err" && ok "SIGTERM during prepare: exit 1" || bad "SIGTERM during prepare: exit $rc; $(tail -3 "$T/prep.err")"
+  [ -z "$(find "$T/prep" -type f 2>/dev/null)" ] && ok "prepare left no file" || bad "prepare left: $(find "$T/prep" -type f)"
   # Changed stage settings never resume another run's checkpoints: they are moved aside, kept.
   sed 's/"epochs": 4/"epochs": 3/' "$P" >"$T/changed.json"
   cmp -s "$P" "$T/changed.json" && bad "could not change the protocol"

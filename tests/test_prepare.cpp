@@ -260,6 +260,28 @@ TEST_F(PrepareNtu, BadFileFailsWithNoOutput) {
   EXPECT_EQ(n, 0);
 }
 
+// A signal (PrepareOptions::cancelled) stops the work with Interrupted and leaves nothing in
+// --out: while parsing (pass 1), and once an npz is being written (pass 2).
+TEST_F(PrepareNtu, CancelledLeavesNoOutput) {
+  std::string raw = make_raw("prep-cancel");
+  for (int when = 0; when < 2; ++when) {
+    std::string out = test::scratch_path("prep-cancel-out" + std::to_string(when));
+    PrepareOptions o = opts("ntu60", raw, out);
+    o.cancelled = [out, when] {
+      if (when == 0) return true;
+      std::error_code ec;
+      for (fs::directory_iterator it(out, ec), end; !ec && it != end; it.increment(ec))
+        if (it->path().filename().string().find(".npz") != std::string::npos) return true;
+      return false;
+    };
+    EXPECT_THROW(prepare_ntu(o), Interrupted) << "when " << when;
+    int n = 0;
+    if (fs::exists(out))
+      for (auto& e : fs::directory_iterator(out)) (void)e, ++n;
+    EXPECT_EQ(n, 0) << "when " << when;
+  }
+}
+
 // ---- PKU ----
 
 std::vector<float> expected_clip(const PkuSkeleton& s, int64_t start, int64_t end) {
