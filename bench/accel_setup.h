@@ -3,6 +3,7 @@
 #pragma once
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <ATen/autocast_mode.h>
 #include <benchmark/benchmark.h>
 #include <torch/version.h>
 
@@ -34,6 +35,21 @@ struct Setup {
   accel::StateDict sd;
   std::vector<at::Tensor> decay, no_decay;
   at::Tensor x5, Ut, Us;
+};
+
+// bf16 autocast on CUDA for the guard's lifetime (when on); the cast cache is cleared after.
+struct Bf16Autocast {
+  explicit Bf16Autocast(bool on) : on_(on) {
+    if (!on_) return;
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  }
+  ~Bf16Autocast() {
+    if (!on_) return;
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+    at::autocast::clear_cache();
+  }
+  bool on_;
 };
 
 // small = the golden gradient model's size (width 64, 4 heads, depth 2 / decoder 1), else the

@@ -4,7 +4,6 @@
 // (a fast wrong kernel is not a result). Counters: clips/s; achieved TFLOP/s against the ~19.2
 // GFLOP per clip of forward+backward (1.23 TFLOP per 64-clip step, issue #6).
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <benchmark/benchmark.h>
 #include <torch/optim/adamw.h>
 #include <torch/version.h>
@@ -27,36 +26,38 @@ namespace {
 
 enum Mode { kFp32 = 0, kTf32 = 1, kBf16 = 2 };
 
+// TF32 as the mode asks; false (benchmark skipped) for a CUDA-only configuration on the CPU.
+bool set_mode(benchmark::State& state, at::Device dev, Mode mode, bool cuda_only) {
+  if (dev.is_cpu() && (mode != kFp32 || cuda_only)) {
+    state.SkipWithError("CUDA-only configuration (TF32/bf16 or the authors' batch)");
+    return false;
+  }
+  at::globalContext().setAllowTF32CuBLAS(mode == kTf32);
+  at::globalContext().setAllowTF32CuDNN(mode == kTf32);
+  return true;
+}
+
 void BM_HacmPretrainStep(benchmark::State& state) {
   const int64_t clips = state.range(0);
   const Mode mode = Mode(state.range(1));
   const std::string variant = state.range(2) ? "corrected" : "released";
   const bool small = state.range(3) == 1;
   at::Device dev = bench_device();
-  if (dev.is_cpu() && (mode != kFp32 || clips > 8)) {
-    state.SkipWithError("CUDA-only configuration (TF32/bf16 or batch 64)");
-    return;
-  }
-  at::globalContext().setAllowTF32CuBLAS(mode == kTf32);
-  at::globalContext().setAllowTF32CuDNN(mode == kTf32);
+  if (!set_mode(state, dev, mode, clips > 8)) return;
   Setup s = make_setup(clips, variant, dev, small);
   // The runner's optimiser: the authors' groups (no decay for 1-D parameters and biases),
   // multi-tensor kernels.
   accel::AdamW opt(s.sd, accel::weight_decay_groups(s.sd, 0.05), 0.9, 0.95);
   auto step = [&]() {
     opt.zero_grad();
-    if (mode == kBf16) {
-      at::autocast::set_autocast_enabled(at::kCUDA, true);
-      at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::Tensor loss;
+    {
+      Bf16Autocast autocast(mode == kBf16);
+      loss = accel::hacm_forward(s.sd, s.cfg, s.x5, s.Ut, s.Us).loss;
     }
-    accel::HacmOutputs o = accel::hacm_forward(s.sd, s.cfg, s.x5, s.Ut, s.Us);
-    if (mode == kBf16) {
-      at::autocast::set_autocast_enabled(at::kCUDA, false);
-      at::autocast::clear_cache();
-    }
-    o.loss.backward();
+    loss.backward();
     opt.step(1e-3);
-    return o.loss;
+    return loss;
   };
   for (int i = 0; i < 3; ++i) step();  // warm-up (allocator, cuBLAS handles)
   for (auto _ : state) {
@@ -95,16 +96,8 @@ void BM_HacmPhase(benchmark::State& state) {
                           torch::optim::AdamWOptions(1e-3).betas({0.9, 0.95}).weight_decay(0.05));
   accel::AdamW ours(s.sd, accel::weight_decay_groups(s.sd, 0.05), 0.9, 0.95);
   auto fwd = [&]() {
-    if (mode == kBf16) {
-      at::autocast::set_autocast_enabled(at::kCUDA, true);
-      at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    }
-    at::Tensor loss = accel::hacm_forward(s.sd, s.cfg, s.x5, s.Ut, s.Us).loss;
-    if (mode == kBf16) {
-      at::autocast::set_autocast_enabled(at::kCUDA, false);
-      at::autocast::clear_cache();
-    }
-    return loss;
+    Bf16Autocast autocast(mode == kBf16);
+    return accel::hacm_forward(s.sd, s.cfg, s.x5, s.Ut, s.Us).loss;
   };
   // Gradients exist for the optimiser-only phase.
   fwd().backward();
@@ -139,12 +132,7 @@ void BM_LinprobeFeatures(benchmark::State& state) {
   const int64_t clips = state.range(0);
   const Mode mode = Mode(state.range(1));
   at::Device dev = bench_device();
-  if (dev.is_cpu() && (mode != kFp32 || clips > 8)) {
-    state.SkipWithError("CUDA-only configuration (TF32/bf16 or batch 128)");
-    return;
-  }
-  at::globalContext().setAllowTF32CuBLAS(mode == kTf32);
-  at::globalContext().setAllowTF32CuDNN(mode == kTf32);
+  if (!set_mode(state, dev, mode, clips > 8)) return;
   accel::EncoderConfig cfg;
   cfg.idx_kept.assign(hacm_kept_joints().begin(), hacm_kept_joints().end());
   accel::StateDict sd;
@@ -155,16 +143,8 @@ void BM_LinprobeFeatures(benchmark::State& state) {
   at::Tensor x5 = accel::rng_uniform({clips, 3, 72, 25, 2}, 11, dev, -1.0, 1.0);
   at::NoGradGuard no_grad;
   auto features = [&]() {
-    if (mode == kBf16) {
-      at::autocast::set_autocast_enabled(at::kCUDA, true);
-      at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    }
-    at::Tensor f = accel::linprobe_features_forward(accel::downstream_encoder_forward(sd, cfg, x5));
-    if (mode == kBf16) {
-      at::autocast::set_autocast_enabled(at::kCUDA, false);
-      at::autocast::clear_cache();
-    }
-    return f;
+    Bf16Autocast autocast(mode == kBf16);
+    return accel::linprobe_features_forward(accel::downstream_encoder_forward(sd, cfg, x5));
   };
   for (int i = 0; i < 3; ++i) features();                                         // warm-up
   for (auto _ : state) benchmark::DoNotOptimize(features().sum().item<float>());  // synchronises
