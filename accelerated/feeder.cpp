@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "accelerated/tensor_io.h"
 #include "core/error.h"
 #include "core/rng.h"
 
@@ -48,8 +49,8 @@ int64_t DeviceFeeder::resident_bytes() const {
 
 FeederBatchDraws DeviceFeeder::draws(const int64_t* idx, int64_t B, uint64_t seed) const {
   // One small host tensor per batch: [idx, bias, length] int64 and R float32.
-  at::Tensor ints = at::empty({3, B}, at::kLong);
-  at::Tensor R = at::empty({B, 9}, at::kFloat);
+  at::Tensor ints = host_buffer({3, B}, at::kLong, device_);
+  at::Tensor R = host_buffer({B, 9}, at::kFloat, device_);
   int64_t* ip = ints.data_ptr<int64_t>();
   float* rp = R.data_ptr<float>();
   bool any_rot = false;
@@ -64,9 +65,9 @@ FeederBatchDraws DeviceFeeder::draws(const int64_t* idx, int64_t B, uint64_t see
     any_rot = any_rot || d.rotate;
     for (int k = 0; k < 9; ++k) rp[b * 9 + k] = float(Rd[k]);  // the float path's R
   }
-  ints = ints.to(device_);
+  ints = to_device(ints, device_);
   FeederBatchDraws out{ints[0], ints[1], ints[2], at::Tensor()};
-  if (any_rot) out.R = R.to(device_);
+  if (any_rot) out.R = to_device(R, device_);
   return out;
 }
 

@@ -78,13 +78,22 @@ void save_state_dict(const std::string& path, const StateDict& sd) {
   npz_save(path, arrays);
 }
 
+at::Tensor host_buffer(const std::vector<int64_t>& shape, c10::ScalarType dtype,
+                       c10::Device device) {
+  return at::empty(shape, at::TensorOptions().dtype(dtype).pinned_memory(device.is_cuda()));
+}
+
+at::Tensor to_device(const at::Tensor& t, c10::Device device) {
+  return t.to(device, /*non_blocking=*/t.is_pinned());
+}
+
 at::Tensor rng_uniform(const std::vector<int64_t>& shape, uint64_t seed, c10::Device device,
                        double lo, double hi) {
-  at::Tensor t = at::empty(shape, at::kFloat);
+  at::Tensor t = host_buffer(shape, at::kFloat, device);
   Rng rng(seed);
   float* p = t.data_ptr<float>();
   for (int64_t i = 0; i < t.numel(); ++i) p[i] = float(rng.uniform(lo, hi));
-  return t.to(device);
+  return to_device(t, device);
 }
 
 }  // namespace hacm::accel

@@ -23,6 +23,14 @@ NdArray to_ndarray(const at::Tensor& t);
 // Every member of a checkpoint npz, converted to `dtype` (integer members keep int64).
 StateDict load_state_dict(const std::string& path, c10::ScalarType dtype);
 void save_state_dict(const std::string& path, const StateDict& sd);
+// Small per-step host -> device transfers (batches, draws, masking uniforms). A copy from
+// pageable memory synchronises the CUDA stream before it starts, so every such copy would make
+// the host wait for the step in flight. host_buffer() is page-locked when `device` is CUDA (plain
+// memory otherwise); to_device() then copies without blocking (the caching host allocator keeps
+// the buffer until the copy has run). On the CPU, to_device() returns `t` itself.
+at::Tensor host_buffer(const std::vector<int64_t>& shape, c10::ScalarType dtype,
+                       c10::Device device);
+at::Tensor to_device(const at::Tensor& t, c10::Device device);
 // A float32 tensor of `shape` on `device` holding float(U[lo,hi)) drawn in row-major order from
 // our Rng(seed): the masking uniforms of the runner (U[0,1)), identical for both backends on any
 // machine, and seeded benchmark inputs.

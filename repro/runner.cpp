@@ -28,6 +28,7 @@
 #include "accelerated/feeder.h"
 #include "accelerated/hacm.h"
 #include "accelerated/mamp.h"
+#include "accelerated/tensor_io.h"
 #include "accelerated/train.h"
 #include "core/error.h"
 #include "core/feeder.h"
@@ -129,11 +130,12 @@ class Batches {
   at::Tensor get(const std::vector<int64_t>& idx, uint64_t seed, at::Tensor* labels) const {
     const int64_t B = int64_t(idx.size());
     if (device_) return device_->get_batch(idx.data(), B, seed, labels);
-    at::Tensor x = at::empty({B, 3, host_.window(), 25, 2}, at::kFloat);
-    std::vector<int64_t> lab(static_cast<size_t>(B));
-    host_.get_batch(idx.data(), B, seed, x.data_ptr<float>(), lab.data(), c_.threads);
-    if (labels) *labels = at::tensor(lab, at::TensorOptions().dtype(at::kLong)).to(c_.dev);
-    return x.to(c_.dev);
+    // Page-locked on CUDA so that the copies do not wait for the step in flight (tensor_io.h).
+    at::Tensor x = accel::host_buffer({B, 3, host_.window(), 25, 2}, at::kFloat, c_.dev);
+    at::Tensor lab = accel::host_buffer({B}, at::kLong, c_.dev);
+    host_.get_batch(idx.data(), B, seed, x.data_ptr<float>(), lab.data_ptr<int64_t>(), c_.threads);
+    if (labels) *labels = accel::to_device(lab, c_.dev);
+    return accel::to_device(x, c_.dev);
   }
 
  private:
