@@ -226,7 +226,9 @@ SyntheticMeta synthetic_clip(uint64_t seed, int64_t index, float* out) {
   const double step_len = r.uniform(0.25, 0.4);  // side / diagonal steps, metres per cycle
   const double d_far = r.uniform(2.0, 3.0), d_near = r.uniform(0.7, 1.1);
   const double d_orbit = r.uniform(1.0, 1.8);
-  const double d_side = r.uniform(0.6, 1.0) * (r.below(2) ? 1 : -1);  // person 2 left / right
+  // Person 2 left or right of person 1 (two statements: the order of the draws is fixed).
+  const double d_side_abs = r.uniform(0.6, 1.0);
+  const double d_side = r.below(2) ? d_side_abs : -d_side_abs;
   const double p2_phase = r.uniform(0, kTwoPi);
   const double sway_phase = r.uniform(0, kTwoPi), sway_period = r.uniform(60, 140);
 
