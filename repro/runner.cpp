@@ -632,10 +632,10 @@ std::string utc_now(const char* fmt) {
 
 // What stage i's checkpoint and result were made from: the protocol's settings up to and
 // including that stage (dataset, method, backend, stages[0..i]; not the description, seeds,
-// devices or thread count), the seed, and the data (synthetic generator version; an npz file's
-// size and modification time, which change when it is prepared again). Code changes do not
-// count: a rebuilt binary resumes its own run. Two protocols that share a pretraining stage share
-// its fingerprint, so they can share a work dir.
+// devices or thread count, nor random_baseline before a linear stage), the seed, and the data
+// (synthetic generator version; an npz file's size and modification time, which change when it is
+// prepared again). Code changes do not count: a rebuilt binary resumes its own run. Two protocols
+// that share a pretraining stage share its fingerprint, so they can share a work dir.
 json stage_fingerprint(const Protocol& p, size_t i, uint64_t seed) {
   json data = json::array();
   auto add = [&](const DatasetSpec& d) {
@@ -657,9 +657,13 @@ json stage_fingerprint(const Protocol& p, size_t i, uint64_t seed) {
   for (const char* k : {"description", "seeds", "device", "data_device", "threads"})
     settings.erase(k);
   json stages = json::array();
-  for (size_t k = 0; k <= i && k < p.raw["stages"].size(); ++k)
+  bool linear = false;  // random_baseline only changes linear-probe stages
+  for (size_t k = 0; k <= i && k < p.raw["stages"].size(); ++k) {
     stages.push_back(p.raw["stages"][k]);
+    linear = linear || p.stages[k].kind == "linear";
+  }
   settings["stages"] = stages;
+  if (!linear) settings.erase("random_baseline");
   return {{"settings", settings}, {"seed", seed}, {"data", data}};
 }
 
