@@ -147,6 +147,12 @@ void add_table_command_impl(CLI::App& app) {
                                                    : "released")
                : "MAMP") +
           " (ours, " + r.value("device", "?") + ")";
+      // Several synthetic protocols (model sizes, recipes) share a column: one row each, so
+      // none hides another. The benchmark datasets have one protocol per column.
+      const bool synthetic =
+          pj.contains("dataset") && pj["dataset"].value("kind", "npz") == "synthetic";
+      const std::string suffix = synthetic ? " · " + r.value("protocol", std::string("?")) : "";
+      label += suffix;
       for (size_t i = 0; i < r["runs"][0]["stages"].size(); ++i) {
         std::vector<double> fin, mx;
         for (const auto& run : r["runs"]) {
@@ -164,14 +170,14 @@ void add_table_command_impl(CLI::App& app) {
         const json& st = r["runs"][0]["stages"][i];
         const bool scratch =
             st.value("from", "") == "scratch" || st.value("encoder", "") == "random init";
-        put(rows[scratch ? "random-init encoder (ours)" : label], col,
+        put(rows[scratch ? "random-init encoder (ours)" + suffix : label], col,
             Cell{f2(mf) + " (max " + f2(mm) + ")" +
                      (fin.size() > 1 ? " n=" + std::to_string(fin.size()) : ""),
                  link, order});
         const json& s0 = r["runs"][0]["stages"][i];
         if (s0.contains("linear_random")) {
           columns.insert(col);
-          put(rows["random-init encoder (ours)"], col,
+          put(rows["random-init encoder (ours)" + suffix], col,
               Cell{f2(s0["linear_random"]["top1_final"]), link, order});
         }
       }
