@@ -66,6 +66,12 @@ run)
   sed -E 's/"finished_utc": "[^"]*"/"finished_utc": "1999-01-01T00:00:00Z"/; s/"top1_final": [-0-9.e]+/"top1_final": 56.78/' "$f" >"$T/r_tiny_linear/zz-older.json"
   "$REPRO" table "$T/r_tiny_linear" >/dev/null 2>&1
   grep -q "12.34" "$T/r_tiny_linear/TABLE.md" && ! grep -q "56.78" "$T/r_tiny_linear/TABLE.md" && ok "table shows the newest result" || bad "table does not show the newest result: $(cat "$T/r_tiny_linear/TABLE.md")"
+  # Two synthetic protocols in one column get a row each (neither hides the other).
+  mkdir -p "$T/r_two"
+  cp "$f" "$T/r_two/a.json"
+  sed -E 's/"protocol": "tiny_linear"/"protocol": "tiny_other"/; s/"top1_final": [-0-9.e]+/"top1_final": 65.43/' "$f" >"$T/r_two/b.json"
+  "$REPRO" table "$T/r_two" >/dev/null 2>&1
+  grep -q "· tiny_other .*65.43" "$T/r_two/TABLE.md" && grep -q "· tiny_linear |" "$T/r_two/TABLE.md" && ok "one row per synthetic protocol" || bad "synthetic rows: $(cat "$T/r_two/TABLE.md")"
   # Stages trained from a random init (no pretraining) go to the random-init encoder's row.
   mkdir -p "$T/r_scratch"
   sed -E 's/"from": "pretrain"/"from": "scratch"/; s/"encoder": "pretrained"/"encoder": "random init"/; s/"top1_final": [-0-9.e]+/"top1_final": 43.21/' "$f" >"$T/r_scratch/s.json"
