@@ -253,69 +253,26 @@ json run_pretrain(const ReferenceContext& c, const StageSpec& s, const std::stri
   if (!meta.curves.contains("loss")) meta.curves["loss"] = json::array();
 
   auto t0 = Clock::now();
-  int64_t epochs_here = 0, steps_here = 0;
-  for (int64_t e = meta.epoch; e < s.epochs; ++e) {
-    std::vector<int64_t> order = permutation(train.size(), mix(c.seed, 1000 + e));
-    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps,
-                 c.progress);
-    double sum = meta.partial_sum;
-    const int64_t first = meta.step;
-    bar.tick(first);
-    for (int64_t it = first; it < steps; ++it) {
-      if (c.stop && c.stop()) {  // checkpoint mid-epoch; the rerun continues at this step
-        bar.finish();
-        meta.step = it;
-        meta.partial_sum = sum;
-        save_ckpt(ckpt, params, opt, meta);
-        std::fprintf(stderr, "[%s] stopped by signal; checkpoint written to %s\n", tag.c_str(),
-                     ckpt.c_str());
-        throw RunStopped();
-      }
-      std::vector<int64_t> idx(order.begin() + it * B, order.begin() + (it + 1) * B);
-      const uint64_t step_seed = mix(mix(c.seed, 2000 + e), uint64_t(it));
-      Tensor<float> x5 = make_batch(c, train, idx, step_seed, nullptr);
-      const double lr = lr_at(double(e) + double(it) / double(steps), s);
-      const double l = model->step(x5, step_seed);
-      check_finite(l, tag, e, it, ckpt);
-      opt.step(lr);
-      sum += l;
-      ++steps_here;
-      bar.set_note("loss " + fmt("%.4f", l) + " lr " + fmt("%.2e", lr));
-      bar.tick();
-    }
-    bar.finish();
-    meta.curves["loss"].push_back(sum / double(steps));
-    ++epochs_here;
-    {
-      double el = std::chrono::duration<double>(Clock::now() - t0).count();
-      double eta = el / double(epochs_here) * double(s.epochs - e - 1);
-      std::fprintf(stderr,
-                   "[%s] epoch %lld/%lld: loss %.5f  %.1f clips/s  eta %.0f s (reference)\n",
-                   tag.c_str(), (long long)e + 1, (long long)s.epochs, sum / double(steps),
-                   double(B * steps_here) / el, eta);
-    }
-    meta.epoch = e + 1;
-    meta.step = 0;
-    meta.partial_sum = 0;
-    bool last = e + 1 == s.epochs;
-    if (last || (s.checkpoint_every > 0 && (e + 1) % s.checkpoint_every == 0))
-      save_ckpt(ckpt, params, opt, meta);
-  }
+  auto step = [&](int64_t e, int64_t it, const std::vector<int64_t>& order, Progress& bar) {
+    std::vector<int64_t> idx(order.begin() + it * B, order.begin() + (it + 1) * B);
+    const uint64_t step_seed = mix(mix(c.seed, 2000 + e), uint64_t(it));
+    Tensor<float> x5 = make_batch(c, train, idx, step_seed, nullptr);
+    const double lr = lr_at(double(e) + double(it) / double(steps), s);
+    const double l = model->step(x5, step_seed);
+    check_finite(l, tag, e, it, ckpt);  // before the update: a NaN step never reaches the weights
+    opt.step(lr);
+    bar.set_note("loss " + fmt("%.4f", l) + " lr " + fmt("%.2e", lr));
+    return l;
+  };
+  auto flush = [](int64_t, Progress&) { return 0.0; };  // losses are summed as they come
+  const int64_t steps_here =
+      pretrain_epochs(tag, s, train.size(), B, c.seed, c.progress, c.stop, " (reference)", ckpt,
+                      meta, step, flush, [&] { save_ckpt(ckpt, params, opt, meta); });
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   out = ReferenceParams();
   out.source = ckpt;
   for (const auto& [k, t] : params) out.tensors[k] = *t;
-  json r = {
-      {"kind", "pretrain"},
-      {"epochs", s.epochs},
-      {"batch_size", B},
-      {"steps_per_epoch", steps},
-      {"final_loss", meta.curves["loss"].empty() ? json(nullptr) : meta.curves["loss"].back()},
-      {"curves", meta.curves},
-      {"wall_s", secs},
-      {"checkpoint", ckpt}};
-  if (steps_here > 0) r["step_ms"] = 1e3 * secs / double(steps_here);
-  return r;
+  return pretrain_record(s, B, steps, meta, secs, steps_here, ckpt);
 }
 
 // ---------------------------------------------------------------------------------------------

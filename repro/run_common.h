@@ -4,9 +4,11 @@
 // write the same checkpoint metadata and result keys. Torch-free.
 #pragma once
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -18,9 +20,11 @@
 #include "core/feeder.h"
 #include "core/model_init.h"
 #include "core/ndarray.h"
+#include "core/progress.h"
 #include "core/protocol.h"
 #include "core/rng.h"
 #include "core/skeleton.h"
+#include "repro/runner.h"
 
 namespace hacm::repro {
 
@@ -101,6 +105,76 @@ inline void read_meta(const std::map<std::string, NdArray>& in, const std::strin
   const NdArray& cj = in.at("meta.curves_json");
   meta.curves = nlohmann::json::parse(
       std::string(reinterpret_cast<const char*>(cj.bytes), size_t(cj.numel())));
+}
+
+// The epoch / step skeleton of a pretraining stage, shared by both backends: the per-epoch
+// permutation (seed, 1000 + e), resuming at meta.step of meta.epoch, the progress bar, a
+// checkpoint and RunStopped when `stop()` says so, the epoch line, checkpoints every
+// checkpoint_every epochs and after the last. The loss bookkeeping is the backend's:
+// step(e, it, order, bar) trains batch `it` and returns the sum of the losses it read back
+// (already checked finite), flush(e, bar) the sum of those still pending (0 if none), and
+// save() writes the checkpoint with `meta`. Returns the number of steps trained in this call.
+template <class Step, class Flush, class Save>
+int64_t pretrain_epochs(const std::string& tag, const StageSpec& s, int64_t n_train, int64_t B,
+                        uint64_t seed, bool progress, const std::function<bool()>& stop,
+                        const char* line_suffix, const std::string& ckpt, CkptMeta& meta,
+                        Step&& step, Flush&& flush, Save&& save) {
+  const int64_t steps = n_train / B;  // drop_last, as the authors
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t steps_here = 0;
+  for (int64_t e = meta.epoch; e < s.epochs; ++e) {
+    const std::vector<int64_t> order = permutation(n_train, mix(seed, 1000 + uint64_t(e)));
+    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps,
+                 progress);
+    double sum = meta.partial_sum;
+    const int64_t first = meta.step;
+    bar.tick(first);
+    for (int64_t it = first; it < steps; ++it) {
+      if (stop && stop()) {  // checkpoint mid-epoch; the rerun continues at this step
+        sum += flush(e, bar);
+        bar.finish();
+        meta.step = it;
+        meta.partial_sum = sum;
+        save();
+        std::fprintf(stderr, "[%s] stopped by signal; checkpoint written to %s\n", tag.c_str(),
+                     ckpt.c_str());
+        throw RunStopped();
+      }
+      sum += step(e, it, order, bar);
+      ++steps_here;
+      bar.tick();
+    }
+    sum += flush(e, bar);
+    bar.finish();
+    meta.curves["loss"].push_back(sum / double(steps));
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double per_step = el / double(std::max<int64_t>(1, steps_here));
+    std::fprintf(stderr, "[%s] epoch %lld/%lld: loss %.5f  %.1f clips/s  eta %.0f s%s\n",
+                 tag.c_str(), (long long)e + 1, (long long)s.epochs, sum / double(steps),
+                 double(B) / per_step, per_step * double((s.epochs - e - 1) * steps), line_suffix);
+    meta.epoch = e + 1;
+    meta.step = 0;
+    meta.partial_sum = 0;
+    if (e + 1 == s.epochs || (s.checkpoint_every > 0 && (e + 1) % s.checkpoint_every == 0)) save();
+  }
+  return steps_here;
+}
+
+// The result record of a pretraining stage (both backends).
+inline nlohmann::json pretrain_record(const StageSpec& s, int64_t B, int64_t steps,
+                                      const CkptMeta& meta, double secs, int64_t steps_here,
+                                      const std::string& ckpt) {
+  const nlohmann::json& loss = meta.curves["loss"];
+  nlohmann::json r = {{"kind", "pretrain"},
+                      {"epochs", s.epochs},
+                      {"batch_size", B},
+                      {"steps_per_epoch", steps},
+                      {"final_loss", loss.empty() ? nlohmann::json(nullptr) : loss.back()},
+                      {"curves", meta.curves},
+                      {"wall_s", secs},
+                      {"checkpoint", ckpt}};
+  if (steps_here > 0) r["step_ms"] = 1e3 * secs / double(steps_here);
+  return r;
 }
 
 struct EvalResult {

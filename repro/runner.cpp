@@ -216,7 +216,6 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
   const char* fault = std::getenv("HACM_FAULT_NAN_STEP");
   const int64_t fault_nan_step = fault && *fault ? std::atoll(fault) : -1;
   auto t0 = Clock::now();
-  int64_t epochs_here = 0;
   // Losses stay on the device and are read back every kReadback steps, at the end of an epoch
   // and before a checkpoint on a signal: a per-step read-back makes the host wait for the device
   // after every step instead of queueing the next one. A NaN/Inf is still reported with its step,
@@ -225,9 +224,10 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
   constexpr size_t kReadback = 16;
   std::vector<at::Tensor> pending;
   std::vector<int64_t> pending_step;
-  double sum = 0, last_lr = 0;
+  double last_lr = 0;
   auto flush = [&](int64_t e, Progress& bar) {
-    if (pending.empty()) return;
+    double sum = 0;
+    if (pending.empty()) return sum;
     at::Tensor v = at::stack(pending).to(at::kCPU, at::kDouble).contiguous();
     const double* l = v.data_ptr<double>();
     for (size_t k = 0; k < pending.size(); ++k) {
@@ -238,76 +238,36 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
     }
     bar.set_note("loss " + fmt("%.4f", l[pending.size() - 1]) + " lr " + fmt("%.2e", last_lr));
     pending.clear(), pending_step.clear();
+    return sum;
   };
-  for (int64_t e = meta.epoch; e < s.epochs; ++e) {
-    std::vector<int64_t> order = permutation(train.size(), mix(c.seed, 1000 + e));
-    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps,
-                 c.opt.progress);
-    sum = meta.partial_sum;
-    const int64_t first = meta.step;
-    bar.tick(first);
-    for (int64_t it = first; it < steps; ++it) {
-      if (stop_requested()) {  // checkpoint mid-epoch; the resumed run continues at this step
-        flush(e, bar);
-        bar.finish();
-        meta.step = it;
-        meta.partial_sum = sum;
-        save_checkpoint(ckpt, params, opt, meta);
-        std::fprintf(stderr, "[%s] stopped by signal; checkpoint written to %s\n", tag.c_str(),
-                     ckpt.c_str());
-        throw RunStopped();
-      }
-      std::vector<int64_t> idx(order.begin() + it * B, order.begin() + (it + 1) * B);
-      uint64_t step_seed = mix(mix(c.seed, 2000 + e), uint64_t(it));
-      at::Tensor x5 = train.get(idx, step_seed, nullptr);
-      double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr,
-                                   s.warmup_epochs, double(s.epochs));
-      opt.zero_grad();
-      at::Tensor loss;
-      if (m.name == "hacm") {
-        at::Tensor Ut = accel::rng_uniform({2 * B, Lg}, mix(step_seed, 1), c.dev);
-        at::Tensor Us = accel::rng_uniform({2 * B, Lg}, mix(step_seed, 2), c.dev);
-        loss = accel::hacm_forward(params, hc, x5, Ut, Us).loss;
-      } else {
-        loss = accel::mamp_forward(params, mc, x5,
-                                   accel::rng_uniform({2 * B, Lm}, mix(step_seed, 1), c.dev))
-                   .loss;
-      }
-      loss.backward();
-      opt.step(lr);
-      last_lr = lr;
-      pending.push_back(loss.detach()), pending_step.push_back(it);
-      if (pending.size() == kReadback) flush(e, bar);
-      bar.tick();
+  auto step = [&](int64_t e, int64_t it, const std::vector<int64_t>& order, Progress& bar) {
+    std::vector<int64_t> idx(order.begin() + it * B, order.begin() + (it + 1) * B);
+    uint64_t step_seed = mix(mix(c.seed, 2000 + e), uint64_t(it));
+    at::Tensor x5 = train.get(idx, step_seed, nullptr);
+    double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr,
+                                 s.warmup_epochs, double(s.epochs));
+    opt.zero_grad();
+    at::Tensor loss;
+    if (m.name == "hacm") {
+      at::Tensor Ut = accel::rng_uniform({2 * B, Lg}, mix(step_seed, 1), c.dev);
+      at::Tensor Us = accel::rng_uniform({2 * B, Lg}, mix(step_seed, 2), c.dev);
+      loss = accel::hacm_forward(params, hc, x5, Ut, Us).loss;
+    } else {
+      loss = accel::mamp_forward(params, mc, x5,
+                                 accel::rng_uniform({2 * B, Lm}, mix(step_seed, 1), c.dev))
+                 .loss;
     }
-    flush(e, bar);
-    bar.finish();
-    meta.curves["loss"].push_back(sum / double(steps));
-    ++epochs_here;
-    {
-      double el = std::chrono::duration<double>(Clock::now() - t0).count();
-      double eta = el / double(epochs_here) * double(s.epochs - e - 1);
-      std::fprintf(stderr, "[%s] epoch %lld/%lld: loss %.5f  %.1f clips/s  eta %.0f s\n",
-                   tag.c_str(), (long long)e + 1, (long long)s.epochs, sum / double(steps),
-                   double(B * steps) * double(epochs_here) / el, eta);
-    }
-    meta.epoch = e + 1;
-    meta.step = 0;
-    meta.partial_sum = 0;
-    bool last = e + 1 == s.epochs;
-    if (last || (s.checkpoint_every > 0 && (e + 1) % s.checkpoint_every == 0))
-      save_checkpoint(ckpt, params, opt, meta);
-  }
-  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  return json{
-      {"kind", "pretrain"},
-      {"epochs", s.epochs},
-      {"batch_size", B},
-      {"steps_per_epoch", steps},
-      {"final_loss", meta.curves["loss"].empty() ? json(nullptr) : meta.curves["loss"].back()},
-      {"curves", meta.curves},
-      {"wall_s", secs},
-      {"checkpoint", ckpt}};
+    loss.backward();
+    opt.step(lr);
+    last_lr = lr;
+    pending.push_back(loss.detach()), pending_step.push_back(it);
+    return pending.size() == kReadback ? flush(e, bar) : 0.0;
+  };
+  const int64_t steps_here =
+      pretrain_epochs(tag, s, train.size(), B, c.seed, c.opt.progress, stop_requested, "", ckpt,
+                      meta, step, flush, [&] { save_checkpoint(ckpt, params, opt, meta); });
+  const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  return pretrain_record(s, B, steps, meta, secs, steps_here, ckpt);
 }
 
 // ---------------------------------------------------------------------------------------------
