@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
+
 namespace hacm {
 
 struct PrepareOptions {
@@ -22,7 +24,10 @@ struct PrepareOptions {
   // temporary file is left behind.
   std::function<bool()> cancelled;
   // Throws Interrupted when `cancelled` says so.
-  void check_cancelled() const;
+  void check_cancelled() const {
+    if (cancelled && cancelled())
+      throw Interrupted("prepare " + dataset + " stopped by a signal; no file written");
+  }
 };
 
 // Each returns the list of files written. Throws InputError on bad input (exit code 2).

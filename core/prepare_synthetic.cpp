@@ -69,11 +69,6 @@ void write_split(NpzWriter& w, const std::string& split, const std::vector<int64
 
 }  // namespace
 
-void PrepareOptions::check_cancelled() const {
-  if (cancelled && cancelled())
-    throw Interrupted("prepare " + dataset + " stopped by a signal; no file written");
-}
-
 std::vector<std::string> prepare_synthetic(const PrepareOptions& opt) {
   if (opt.clips <= 0) throw InputError("prepare synthetic: --clips must be positive");
   if (opt.out_dir.empty()) throw InputError("prepare synthetic: --out DIR is required");

@@ -167,16 +167,14 @@ void add_table_command_impl(CLI::App& app) {
         columns.insert(col);
         // A stage trained from a random init (no pretraining) is the random-init encoder's row
         // (fine-tuning records "from", the linear probe "encoder").
-        const json& st = r["runs"][0]["stages"][i];
+        const json& s0 = r["runs"][0]["stages"][i];
         const bool scratch =
-            st.value("from", "") == "scratch" || st.value("encoder", "") == "random init";
+            s0.value("from", "") == "scratch" || s0.value("encoder", "") == "random init";
         put(rows[scratch ? "random-init encoder (ours)" + suffix : label], col,
             Cell{f2(mf) + " (max " + f2(mm) + ")" +
                      (fin.size() > 1 ? " n=" + std::to_string(fin.size()) : ""),
                  link, order});
-        const json& s0 = r["runs"][0]["stages"][i];
         if (s0.contains("linear_random")) {
-          columns.insert(col);
           put(rows["random-init encoder (ours)" + suffix], col,
               Cell{f2(s0["linear_random"]["top1_final"]), link, order});
         }

@@ -479,8 +479,8 @@ Probe linear_probe(const Mat& Xtr, const std::vector<int>& ytr, const Mat& Xte,
           per_class->push_back(double(hit[c]) / double(std::max<int64_t>(1, count[c])));
       return double(ok) / double(std::max<int64_t>(1, P.rows()));
     };
-    Probe p{acc(F, ytr, nullptr), acc(G, yte, nullptr), it, {}};
-    acc(G, yte, &p.test_per_class);
+    Probe p{acc(F, ytr, nullptr), 0, it, {}};
+    p.test_acc = acc(G, yte, &p.test_per_class);
     std::printf(
         "  linear probe lambda=%g: train top-1 %.3f, test top-1 %.3f (%d L-BFGS iterations)\n"
         "    test top-1 per class:",
