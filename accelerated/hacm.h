@@ -29,8 +29,14 @@ struct HacmConfig {
   double t_logit_scale = 0;          // 0 = sqrt(dim), multiplied (released)
   std::vector<int64_t> idx_kept;     // 0-based NTU joints kept (18)
   std::vector<int64_t> idx_null;     // root joints (7)
+  // Device copies of idx_kept / idx_null (int64). hacm_forward builds them from the vectors when
+  // undefined or on another device: a host-to-device copy, which a CUDA graph capture forbids.
+  at::Tensor kept_index, null_index;
   HacmConfig();
 };
+
+// Fill cfg.kept_index / null_index on `device` (before capturing hacm_forward in a CUDA graph).
+void hacm_place_indices(HacmConfig& cfg, const at::Device& device);
 
 // Injected selections (for float32 runs that must follow the float64 golden selection).
 struct HacmInject {

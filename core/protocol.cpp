@@ -203,6 +203,13 @@ Protocol parse_protocol(const nlohmann::json& j, const std::string& file) {
   p.data_device = r.str("data_device", "auto", {"host", "device", "auto"});
   if (p.backend == "reference" && p.data_device == "device")
     r.fail("the reference backend reads clips on the host only", "data_device");
+  p.precision = r.str("precision", "fp32", {"fp32", "tf32", "bf16"});
+  if (p.backend == "reference" && p.precision != "fp32")
+    r.fail("the reference backend computes in float64; tf32 / bf16 are accelerated-only",
+           "precision");
+  p.cuda_graphs = r.boolean("cuda_graphs", false);
+  if (p.backend == "reference" && p.cuda_graphs)
+    r.fail("CUDA graphs are an accelerated-backend option", "cuda_graphs");
   p.threads = int(r.integer("threads", 0, 0, 1024));
   p.random_baseline = r.boolean("random_baseline", false);
   if (r.has("seeds")) {

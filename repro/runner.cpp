@@ -26,8 +26,10 @@
 
 #include "accelerated/downstream.h"
 #include "accelerated/feeder.h"
+#include "accelerated/grad_step.h"
 #include "accelerated/hacm.h"
 #include "accelerated/mamp.h"
+#include "accelerated/precision.h"
 #include "accelerated/tensor_io.h"
 #include "accelerated/train.h"
 #include "core/error.h"
@@ -78,6 +80,8 @@ struct Ctx {
   at::Device dev = at::kCPU;
   int threads = 1;
   bool device_data = false;  // clips resident on c.dev (accelerated/feeder.h)
+  accel::Precision precision = accel::Precision::kFp32;
+  bool cuda_graphs = false;  // pretraining steps replayed as a CUDA graph (accelerated/grad_step.h)
   uint64_t seed = 0;
   std::string seed_dir;
 };
@@ -210,6 +214,15 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
   mc.mask_ratio = m.mask_ratio, mc.tau = m.tau;
   const int64_t TPh = m.frames / m.t_patch / 2, Lg = TPh * kKeptJoints,
                 Lm = (m.frames / m.t_patch) * kNtuJoints;
+  // Forward + backward of a step, eager or as one CUDA graph (the same arithmetic either way).
+  // The joint-index tensors are placed on the device once: building them per call would be a
+  // host-to-device copy, which a graph capture forbids.
+  if (m.name == "hacm") accel::hacm_place_indices(hc, c.dev);
+  accel::GradStep grad_step(
+      params, c.precision, c.cuda_graphs, [&](const std::vector<at::Tensor>& in) {
+        return m.name == "hacm" ? accel::hacm_forward(params, hc, in[0], in[1], in[2]).loss
+                                : accel::mamp_forward(params, mc, in[0], in[1]).loss;
+      });
 
   // HACM_FAULT_NAN_STEP=k (tests only) turns the loss of global step k into NaN, to check that a
   // NaN stops the run with a message and keeps the last good checkpoint.
@@ -246,21 +259,17 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
     at::Tensor x5 = train.get(idx, step_seed, nullptr);
     double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr,
                                  s.warmup_epochs, double(s.epochs));
-    opt.zero_grad();
-    at::Tensor loss;
+    std::vector<at::Tensor> in{x5};
     if (m.name == "hacm") {
-      at::Tensor Ut = accel::rng_uniform({2 * B, Lg}, mix(step_seed, 1), c.dev);
-      at::Tensor Us = accel::rng_uniform({2 * B, Lg}, mix(step_seed, 2), c.dev);
-      loss = accel::hacm_forward(params, hc, x5, Ut, Us).loss;
+      in.push_back(accel::rng_uniform({2 * B, Lg}, mix(step_seed, 1), c.dev));
+      in.push_back(accel::rng_uniform({2 * B, Lg}, mix(step_seed, 2), c.dev));
     } else {
-      loss = accel::mamp_forward(params, mc, x5,
-                                 accel::rng_uniform({2 * B, Lm}, mix(step_seed, 1), c.dev))
-                 .loss;
+      in.push_back(accel::rng_uniform({2 * B, Lm}, mix(step_seed, 1), c.dev));
     }
-    loss.backward();
+    at::Tensor loss = grad_step.run(in);  // gradients in params' .grad
     opt.step(lr);
     last_lr = lr;
-    pending.push_back(loss.detach()), pending_step.push_back(it);
+    pending.push_back(loss), pending_step.push_back(it);
     return pending.size() == kReadback ? flush(e, bar) : 0.0;
   };
   const int64_t steps_here =
@@ -401,8 +410,10 @@ json run_linear(Ctx& c, const StageSpec& s, const std::string& tag, const StateD
   auto features = [&](const Batches& f, const std::vector<int64_t>& idx, uint64_t seed,
                       at::Tensor* labels) {
     at::NoGradGuard no_grad;
-    return accel::linprobe_features_forward(
-        accel::downstream_encoder_forward(enc, ec, f.get(idx, seed, labels)));
+    at::Tensor x5 = f.get(idx, seed, labels);
+    accel::Autocast autocast(c.precision, c.dev);
+    return accel::linprobe_features_forward(accel::downstream_encoder_forward(enc, ec, x5))
+        .to(at::kFloat);  // the head (BatchNorm + fc) trains in float32
   };
   // Test features are deterministic (centre crop): computed once.
   std::vector<at::Tensor> test_feat, test_lab;
@@ -509,7 +520,9 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
       std::vector<int64_t> idx;
       for (int64_t j = i; j < std::min(test.size(), i + B); ++j) idx.push_back(j);
       at::Tensor lab;
-      at::Tensor tok = accel::downstream_encoder_forward(params, eval_cfg, test.get(idx, 0, &lab));
+      at::Tensor x5 = test.get(idx, 0, &lab);
+      accel::Autocast autocast(c.precision, c.dev);
+      at::Tensor tok = accel::downstream_encoder_forward(params, eval_cfg, x5);
       add_logits(counts, accel::finetune_head_forward(tok, params, "head.", false, 0.0), lab);
     }
     return counts.result();
@@ -532,9 +545,13 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
     double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr,
                                  s.warmup_epochs, double(s.epochs));
     opt.zero_grad();
-    at::Tensor tok = accel::downstream_encoder_forward(params, train_cfg, x5);
-    at::Tensor logits = accel::finetune_head_forward(tok, params, "head.", true, s.dropout);
-    at::Tensor loss = accel::cross_entropy_forward(logits, lab, s.label_smoothing);
+    at::Tensor loss;
+    {
+      accel::Autocast autocast(c.precision, c.dev);
+      at::Tensor tok = accel::downstream_encoder_forward(params, train_cfg, x5);
+      at::Tensor logits = accel::finetune_head_forward(tok, params, "head.", true, s.dropout);
+      loss = accel::cross_entropy_forward(logits, lab, s.label_smoothing);  // float32
+    }
     loss.backward();
     double l = loss.item<double>();
     if (std::isfinite(l)) opt.step(lr);
@@ -614,7 +631,8 @@ json stage_fingerprint(const Protocol& p, size_t i, uint64_t seed) {
   for (size_t k = 0; k <= i; ++k)
     if (p.stages[k].has_dataset) add(p.stages[k].dataset);
   json settings = p.raw;
-  for (const char* k : {"description", "seeds", "device", "data_device", "threads"})
+  // Keys that change speed, not results (cuda_graphs replays the eager step's kernels).
+  for (const char* k : {"description", "seeds", "device", "data_device", "threads", "cuda_graphs"})
     settings.erase(k);
   json stages = json::array();
   bool linear = false;  // random_baseline only changes linear-probe stages
@@ -685,10 +703,11 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
   if (c.dev.is_cpu()) at::set_num_threads(c.threads);
   c.device_data =
       !reference && (p.data_device == "device" || (p.data_device == "auto" && c.dev.is_cuda()));
-  if (c.dev.is_cuda()) {
-    at::globalContext().setAllowTF32CuBLAS(false);  // fp32 as the authors trained
-    at::globalContext().setAllowTF32CuDNN(false);
-  }
+  c.precision = accel::parse_precision(p.precision);
+  if (c.dev.is_cuda()) accel::set_matmul_precision(c.precision);  // fp32: TF32 off, as the authors
+  c.cuda_graphs = !reference && p.cuda_graphs && c.dev.is_cuda();
+  if (p.cuda_graphs && !c.cuda_graphs)
+    std::fprintf(stderr, "[run] cuda_graphs: no CUDA device in this run; steps run eagerly\n");
   fs::create_directories(opt.work_dir);
   install_signal_handlers();
 
@@ -700,6 +719,8 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
                  {"backend", p.backend},
                  {"device", c.dev.is_cuda() ? "cuda" : "cpu"},
                  {"data_device", c.device_data ? "device" : "host"},
+                 {"precision", p.precision},
+                 {"cuda_graphs", c.cuda_graphs},
                  {"threads", c.threads},
                  {"versions", library_versions()},
                  {"seeds", p.seeds},

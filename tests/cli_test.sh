@@ -35,6 +35,10 @@ errors)
   expect 2 "" -- "$REPRO" run "$T/does-not-exist.json"
   echo '{"dataset": {"kind": "synthetic"}, "backend": "reference", "device": "cuda", "stages": [{"kind": "finetune"}]}' >"$T/refft.json"
   expect 2 "device: \"cuda\" cannot be used with backend \"reference\"" -- "$REPRO" run "$T/refft.json"
+  echo '{"dataset": {"kind": "synthetic"}, "precision": "fp16", "stages": [{"kind": "pretrain"}]}' >"$T/prec.json"
+  expect 2 "precision: 'fp16' is not one of: fp32, tf32, bf16" -- "$REPRO" run "$T/prec.json"
+  echo '{"dataset": {"kind": "synthetic"}, "backend": "reference", "precision": "bf16", "stages": [{"kind": "pretrain"}]}' >"$T/refprec.json"
+  expect 2 "precision: the reference backend computes in float64" -- "$REPRO" run "$T/refprec.json"
   expect 0 "" -- "$REPRO" run "$SRC/protocols/quickstart.json" --validate
   for f in "$SRC"/protocols/*.json; do
     # Every shipped protocol is valid apart from its (absent) dataset files.
@@ -152,6 +156,21 @@ data_device)
   a=$(tr -d ' \n' <"$T"/rh/*.json | grep -o '"curves":{[^}]*}' | tr '\n' ' ')
   b=$(tr -d ' \n' <"$T"/rd/*.json | grep -o '"curves":{[^}]*}' | tr '\n' ' ')
   [ -n "$a" ] && [ "$a" = "$b" ] && ok "same curves with clips on the device" || bad "curves differ: host '$a' vs device '$b'"
+  ;;
+precision)
+  # bf16 autocast on the CPU runs all stages (fp32 master weights), is recorded, and changes the
+  # curves (it really computes in bfloat16); cuda_graphs on a CPU run falls back to eager steps
+  # with a note.
+  sed 's/"device": "cpu",/"device": "cpu", "precision": "bf16", "cuda_graphs": true,/' "$SRC/protocols/test/tiny_linear.json" >"$T/tiny_bf16.json"
+  grep -q '"precision": "bf16"' "$T/tiny_bf16.json" || bad "could not make the bf16 protocol"
+  "$REPRO" run "$SRC/protocols/test/tiny_linear.json" --work "$T/w32" --results "$T/r32" --no-progress >/dev/null 2>"$T/32.err" || bad "fp32 run failed: $(tail -3 "$T/32.err")"
+  "$REPRO" run "$T/tiny_bf16.json" --work "$T/w16" --results "$T/r16" --no-progress >/dev/null 2>"$T/16.err" || bad "bf16 run failed: $(tail -3 "$T/16.err")"
+  grep -q "cuda_graphs: no CUDA device" "$T/16.err" && ok "cuda_graphs falls back on the CPU with a note" || bad "no cuda_graphs note: $(head -3 "$T/16.err")"
+  grep -q '"precision": "bf16"' "$T"/r16/*.json && grep -q '"cuda_graphs": false' "$T"/r16/*.json && ok "precision and cuda_graphs recorded" || bad "precision / cuda_graphs not recorded"
+  grep -q '"top1_final"' "$T"/r16/*.json && ok "bf16 run evaluated every stage" || bad "no top1_final in the bf16 result"
+  a=$(tr -d ' \n' <"$T"/r32/*.json | grep -o '"curves":{[^}]*}' | head -1)
+  b=$(tr -d ' \n' <"$T"/r16/*.json | grep -o '"curves":{[^}]*}' | head -1)
+  [ -n "$a" ] && [ -n "$b" ] && [ "$a" != "$b" ] && ok "bf16 changes the pretraining curve" || bad "curves: fp32 '$a' vs bf16 '$b'"
   ;;
 nan)
   # A NaN loss stops the run with a clear message and keeps the last good checkpoint.

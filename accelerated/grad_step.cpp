@@ -1,0 +1,108 @@
+#include "accelerated/grad_step.h"
+
+#include <ATen/ATen.h>
+
+#include <stdexcept>
+#include <string>
+
+#ifdef HACM_TORCH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
+
+namespace hacm::accel {
+
+struct GradStep::Graph {
+#ifdef HACM_TORCH_CUDA
+  at::cuda::CUDAGraph graph;
+#endif
+  std::vector<at::Tensor> inputs;  // the tensors the graph reads (copied into before a replay)
+  at::Tensor loss;                 // the tensor the graph writes the loss into
+};
+
+GradStep::GradStep(StateDict& params, Precision precision, bool cuda_graph, Forward forward)
+    : params_(params),
+      precision_(precision),
+      cuda_graph_(cuda_graph),
+      forward_(std::move(forward)) {
+#ifndef HACM_TORCH_CUDA
+  if (cuda_graph_) throw std::runtime_error("CUDA graphs need a LibTorch build with CUDA");
+#endif
+}
+
+GradStep::~GradStep() = default;
+
+at::Tensor GradStep::eager(const std::vector<at::Tensor>& inputs, bool cache) {
+  for (auto& [name, p] : params_)
+    if (p.grad().defined()) p.mutable_grad().zero_();
+  at::Tensor loss;
+  {
+    Autocast autocast(precision_, inputs.front().device(), cache);
+    loss = forward_(inputs);
+  }
+  loss.backward();  // outside autocast, as torch.autocast's recipe (backward ops follow forward)
+  return loss.detach();
+}
+
+void GradStep::set_grads_to_none() {
+  for (auto& [name, p] : params_)
+    if (p.grad().defined()) p.mutable_grad() = at::Tensor();
+}
+
+at::Tensor GradStep::run(const std::vector<at::Tensor>& inputs) {
+  if (inputs.empty()) throw std::invalid_argument("GradStep::run: no inputs");
+  if (!cuda_graph_) return eager(inputs, /*cache=*/true);
+  if (!inputs.front().is_cuda())
+    throw std::invalid_argument("GradStep: a CUDA graph needs CUDA inputs");
+  return replay(inputs);
+}
+
+at::Tensor GradStep::replay(const std::vector<at::Tensor>& inputs) {
+#ifdef HACM_TORCH_CUDA
+  if (!graph_) {
+    // First call: capture (as torch.cuda.graph does: warm up on the capture stream, then record).
+    graph_ = std::make_unique<Graph>();
+    for (const auto& x : inputs) graph_->inputs.push_back(x.detach().clone());
+    at::cuda::device_synchronize();
+    at::cuda::CUDAStream side = at::cuda::getStreamFromPool();
+    {
+      c10::cuda::CUDAStreamGuard guard(side);
+      // Warm-up: cuBLAS workspaces and handles of this stream, lazily loaded kernels, autograd's
+      // first-use allocations; none of it may happen for the first time inside the capture.
+      for (int i = 0; i < 3; ++i) eager(graph_->inputs, /*cache=*/false);
+      side.synchronize();
+      // The captured backward then allocates the gradients in the graph's private pool; every
+      // replay rewrites them in place, and the optimiser reads them through .grad as usual.
+      set_grads_to_none();
+      c10::cuda::CUDACachingAllocator::emptyCache();
+      graph_->graph.capture_begin();
+      {
+        Autocast autocast(precision_, side.device(), /*cache=*/false);
+        graph_->loss = forward_(graph_->inputs);
+      }
+      graph_->loss.backward();
+      graph_->graph.capture_end();
+    }
+    at::cuda::device_synchronize();
+  } else {
+    if (inputs.size() != graph_->inputs.size())
+      throw std::invalid_argument("GradStep: the number of inputs changed after capture");
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      const at::Tensor& s = graph_->inputs[i];
+      if (inputs[i].sizes() != s.sizes() || inputs[i].scalar_type() != s.scalar_type())
+        throw std::invalid_argument("GradStep: input " + std::to_string(i) +
+                                    " changed shape or dtype after capture");
+      graph_->inputs[i].copy_(inputs[i], /*non_blocking=*/true);  // same stream as the replay
+    }
+  }
+  graph_->graph.replay();
+  return graph_->loss.detach().clone();  // the graph overwrites its loss on the next replay
+#else
+  (void)inputs;
+  throw std::runtime_error("CUDA graphs need a LibTorch build with CUDA");
+#endif
+}
+
+}  // namespace hacm::accel

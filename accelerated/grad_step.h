@@ -1,0 +1,58 @@
+// One training step's loss and gradients, computed eagerly or by replaying a CUDA graph.
+//
+// A pretraining step issues ~1,000 small kernels (42-token encoder, masking, 8 + 3 blocks forward
+// and backward); on the H100 at batch 2 the step took 22-28 ms, nearly all of it launch overhead
+// (bench/RESULTS.md). With `cuda_graph` the first run captures the forward and backward of
+// `forward` into one CUDA graph (shapes are fixed: drop_last batches), and every later run copies
+// its inputs into the captured (static) input tensors and replays the graph: one launch.
+// The optimiser stays outside the graph, so the learning-rate schedule and the checkpoint format
+// are untouched, and gradients land in the parameters' .grad as in the eager path.
+//
+// Requirements on `forward` for capture (the eager path has none): no host<->device copies or
+// host reads of device values (e.g. index tensors built from std::vector: pass them in, see
+// hacm_place_indices), no random draws from torch generators (the uniforms come as inputs),
+// the same kernels on every call.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "accelerated/precision.h"
+#include "accelerated/tensor_io.h"
+
+namespace hacm::accel {
+
+class GradStep {
+ public:
+  // inputs (the step's batch and uniforms, any shapes) -> scalar loss; backward is GradStep's.
+  using Forward = std::function<at::Tensor(const std::vector<at::Tensor>& inputs)>;
+
+  // `params`: the model's parameters (their .grad receive the gradients). `precision`: autocast
+  // around `forward` (bf16) or none. `cuda_graph`: capture and replay (CUDA inputs only; the
+  // build must have CUDA).
+  GradStep(StateDict& params, Precision precision, bool cuda_graph, Forward forward);
+  ~GradStep();
+
+  // Gradients of forward(inputs) into params' .grad (overwritten, not accumulated); returns the
+  // loss as a new tensor on the inputs' device (safe to keep across steps). In graph mode the
+  // inputs must keep the shapes, dtypes and device of the first call.
+  at::Tensor run(const std::vector<at::Tensor>& inputs);
+
+  bool graphed() const { return cuda_graph_; }
+
+ private:
+  at::Tensor eager(const std::vector<at::Tensor>& inputs, bool cache);
+  void set_grads_to_none();
+  at::Tensor replay(const std::vector<at::Tensor>& inputs);
+
+  StateDict& params_;
+  Precision precision_;
+  bool cuda_graph_;
+  Forward forward_;
+  struct Graph;  // CUDA-only state (accelerated/grad_step.cpp)
+  std::unique_ptr<Graph> graph_;
+};
+
+}  // namespace hacm::accel

@@ -1,0 +1,51 @@
+#include "accelerated/precision.h"
+
+#include <ATen/Context.h>
+#include <ATen/autocast_mode.h>
+
+#include <stdexcept>
+
+namespace hacm::accel {
+
+Precision parse_precision(const std::string& name) {
+  if (name == "fp32") return Precision::kFp32;
+  if (name == "tf32") return Precision::kTf32;
+  if (name == "bf16") return Precision::kBf16;
+  throw std::invalid_argument("unknown precision \"" + name + "\" (fp32 | tf32 | bf16)");
+}
+
+const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::kFp32:
+      return "fp32";
+    case Precision::kTf32:
+      return "tf32";
+    case Precision::kBf16:
+      return "bf16";
+  }
+  return "?";
+}
+
+void set_matmul_precision(Precision p) {
+  at::globalContext().setAllowTF32CuBLAS(p == Precision::kTf32);
+  at::globalContext().setAllowTF32CuDNN(p == Precision::kTf32);
+}
+
+Autocast::Autocast(Precision p, c10::Device device, bool cache)
+    : on_(p == Precision::kBf16), type_(device.type()) {
+  if (!on_) return;
+  prev_enabled_ = at::autocast::is_autocast_enabled(type_);
+  prev_cache_ = at::autocast::is_autocast_cache_enabled();
+  at::autocast::set_autocast_enabled(type_, true);
+  at::autocast::set_autocast_dtype(type_, at::kBFloat16);
+  at::autocast::set_autocast_cache_enabled(cache);
+}
+
+Autocast::~Autocast() {
+  if (!on_) return;
+  at::autocast::set_autocast_enabled(type_, prev_enabled_);
+  at::autocast::set_autocast_cache_enabled(prev_cache_);
+  if (!prev_enabled_) at::autocast::clear_cache();
+}
+
+}  // namespace hacm::accel
