@@ -14,7 +14,9 @@
 #include <vector>
 
 #include "accelerated/downstream.h"
+#include "accelerated/grad_step.h"
 #include "accelerated/hacm.h"
+#include "accelerated/precision.h"
 #include "accelerated/tensor_io.h"
 #include "core/model_init.h"
 #include "core/npz.h"
@@ -35,21 +37,6 @@ struct Setup {
   accel::StateDict sd;
   std::vector<at::Tensor> decay, no_decay;
   at::Tensor x5, Ut, Us;
-};
-
-// bf16 autocast on CUDA for the guard's lifetime (when on); the cast cache is cleared after.
-struct Bf16Autocast {
-  explicit Bf16Autocast(bool on) : on_(on) {
-    if (!on_) return;
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-  }
-  ~Bf16Autocast() {
-    if (!on_) return;
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-    at::autocast::clear_cache();
-  }
-  bool on_;
 };
 
 // small = the golden gradient model's size (width 64, 4 heads, depth 2 / decoder 1), else the
@@ -73,6 +60,7 @@ inline Setup make_setup(int64_t clips, const std::string& variant, at::Device de
     (t.dim() == 1 || (k.size() > 5 && k.substr(k.size() - 5) == ".bias") ? s.no_decay : s.decay)
         .push_back(t);
   }
+  accel::hacm_place_indices(s.cfg, dev);  // as the runner (needed by a CUDA graph capture)
   s.x5 = accel::rng_uniform({clips, 3, 72, 25, 2}, 11, dev, -1.0, 1.0);
   s.Ut = accel::rng_uniform({clips * 2, 216}, 12, dev);
   s.Us = accel::rng_uniform({clips * 2, 216}, 13, dev);

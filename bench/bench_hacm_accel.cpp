@@ -24,16 +24,20 @@ using namespace hacm::bench;
 
 namespace {
 
+// Benchmark argument values of the precision modes (accelerated/precision.h).
 enum Mode { kFp32 = 0, kTf32 = 1, kBf16 = 2 };
+accel::Precision precision(Mode m) {
+  return m == kTf32 ? accel::Precision::kTf32
+                    : m == kBf16 ? accel::Precision::kBf16 : accel::Precision::kFp32;
+}
 
 // TF32 as the mode asks; false (benchmark skipped) for a CUDA-only configuration on the CPU.
 bool set_mode(benchmark::State& state, at::Device dev, Mode mode, bool cuda_only) {
   if (dev.is_cpu() && (mode != kFp32 || cuda_only)) {
-    state.SkipWithError("CUDA-only configuration (TF32/bf16 or the authors' batch)");
+    state.SkipWithError("CUDA-only configuration (TF32/bf16, CUDA graph or the authors' batch)");
     return false;
   }
-  at::globalContext().setAllowTF32CuBLAS(mode == kTf32);
-  at::globalContext().setAllowTF32CuDNN(mode == kTf32);
+  accel::set_matmul_precision(precision(mode));
   return true;
 }
 
@@ -42,24 +46,23 @@ void BM_HacmPretrainStep(benchmark::State& state) {
   const Mode mode = Mode(state.range(1));
   const std::string variant = state.range(2) ? "corrected" : "released";
   const bool small = state.range(3) == 1;
+  const bool graph = state.range(4) == 1;
   at::Device dev = bench_device();
-  if (!set_mode(state, dev, mode, clips > 8)) return;
+  if (!set_mode(state, dev, mode, clips > 8 || graph)) return;
   Setup s = make_setup(clips, variant, dev, small);
-  // The runner's optimiser: the authors' groups (no decay for 1-D parameters and biases),
-  // multi-tensor kernels.
+  // The runner's step: forward + backward through accel::GradStep (eager, or one CUDA graph
+  // replay after the inputs are copied in), then the optimiser with the authors' groups (no decay
+  // for 1-D parameters and biases), multi-tensor kernels.
   accel::AdamW opt(s.sd, accel::weight_decay_groups(s.sd, 0.05), 0.9, 0.95);
+  accel::GradStep grad_step(s.sd, precision(mode), graph, [&](const std::vector<at::Tensor>& in) {
+    return accel::hacm_forward(s.sd, s.cfg, in[0], in[1], in[2]).loss;
+  });
   auto step = [&]() {
-    opt.zero_grad();
-    at::Tensor loss;
-    {
-      Bf16Autocast autocast(mode == kBf16);
-      loss = accel::hacm_forward(s.sd, s.cfg, s.x5, s.Ut, s.Us).loss;
-    }
-    loss.backward();
+    at::Tensor loss = grad_step.run({s.x5, s.Ut, s.Us});
     opt.step(1e-3);
     return loss;
   };
-  for (int i = 0; i < 3; ++i) step();  // warm-up (allocator, cuBLAS handles)
+  for (int i = 0; i < 3; ++i) step();  // warm-up (allocator, cuBLAS handles; graph capture)
   for (auto _ : state) {
     at::Tensor loss = step();
     benchmark::DoNotOptimize(loss.item<float>());  // .item() synchronises
@@ -73,7 +76,8 @@ void BM_HacmPretrainStep(benchmark::State& state) {
                  (mode == kFp32   ? "fp32"
                   : mode == kTf32 ? "tf32"
                                   : "bf16") +
-                 " " + variant + (small ? " small (64/2/1)" : " full (256/8/3)"));
+                 " " + variant + (small ? " small (64/2/1)" : " full (256/8/3)") +
+                 (graph ? " cuda-graph" : ""));
 }
 
 // Where the step time goes: forward only, forward + backward, and the optimiser alone, at the
@@ -96,7 +100,7 @@ void BM_HacmPhase(benchmark::State& state) {
                           torch::optim::AdamWOptions(1e-3).betas({0.9, 0.95}).weight_decay(0.05));
   accel::AdamW ours(s.sd, accel::weight_decay_groups(s.sd, 0.05), 0.9, 0.95);
   auto fwd = [&]() {
-    Bf16Autocast autocast(mode == kBf16);
+    accel::Autocast autocast(precision(mode), dev);
     return accel::hacm_forward(s.sd, s.cfg, s.x5, s.Ut, s.Us).loss;
   };
   // Gradients exist for the optimiser-only phase.
@@ -143,7 +147,7 @@ void BM_LinprobeFeatures(benchmark::State& state) {
   at::Tensor x5 = accel::rng_uniform({clips, 3, 72, 25, 2}, 11, dev, -1.0, 1.0);
   at::NoGradGuard no_grad;
   auto features = [&]() {
-    Bf16Autocast autocast(mode == kBf16);
+    accel::Autocast autocast(precision(mode), dev);
     return accel::linprobe_features_forward(accel::downstream_encoder_forward(sd, cfg, x5));
   };
   for (int i = 0; i < 3; ++i) features();                                         // warm-up
@@ -169,11 +173,16 @@ void BM_LinprobeFeatures(benchmark::State& state) {
 BENCHMARK(BM_HacmPretrainStep)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
-    ->ArgsProduct({{2}, {kFp32}, {0}, {0, 1}});
+    ->ArgsProduct({{2}, {kFp32}, {0}, {0, 1}, {0}});
 BENCHMARK(BM_HacmPretrainStep)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
-    ->ArgsProduct({{64}, {kFp32, kTf32, kBf16}, {0, 1}, {0}});
+    ->ArgsProduct({{64}, {kFp32, kTf32, kBf16}, {0, 1}, {0}, {0, 1}});
+// Launch-bound regime (batch 2 on the GPU: 22-28 ms eager, bench/RESULTS.md): eager vs graph.
+BENCHMARK(BM_HacmPretrainStep)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->ArgsProduct({{2}, {kFp32}, {0}, {0}, {1}});
 
 BENCHMARK(BM_LinprobeFeatures)
     ->Unit(benchmark::kMillisecond)

@@ -105,22 +105,27 @@ void BM_FeederBatch(benchmark::State& state) {
       (device ? "device-resident" : "host feeder, " + std::to_string(host_threads()) + " threads"));
 }
 
-// range(0): 0 fp32 (TF32 off), 1 bf16 autocast.
+// range(0): 0 fp32 (TF32 off), 1 bf16 autocast; range(1): 1 = forward + backward as one CUDA
+// graph (accel::GradStep, protocol key cuda_graphs).
 void BM_PretrainEpoch(benchmark::State& state) {
   const at::Device dev = bench_device();
   if (!dev.is_cuda()) {
     state.SkipWithError("CUDA-only benchmark (an NTU-60-sized epoch)");
     return;
   }
-  const bool bf16 = state.range(0) == 1;
+  const bool bf16 = state.range(0) == 1, graph = state.range(1) == 1;
+  const accel::Precision prec = bf16 ? accel::Precision::kBf16 : accel::Precision::kFp32;
   const char* env = std::getenv("HACM_BENCH_EPOCH_CLIPS");
   const int64_t N = env && *env ? std::atoll(env) : kNtu60Train, B = 64, steps = N / B;
   static std::unique_ptr<Dataset> data;
   if (!data || data->host->size() != N) data = make_dataset(N);
   accel::DeviceFeeder resident(*data->host, dev);
-  at::globalContext().setAllowTF32CuBLAS(false);
+  accel::set_matmul_precision(prec);
   Setup s = make_setup(1, "released", dev);
   accel::AdamW opt(s.sd, accel::weight_decay_groups(s.sd, 0.05), 0.9, 0.95);
+  accel::GradStep grad_step(s.sd, prec, graph, [&](const std::vector<at::Tensor>& in) {
+    return accel::hacm_forward(s.sd, s.cfg, in[0], in[1], in[2]).loss;
+  });
   const int64_t Lg = 12 * 18;  // masking uniforms per person: (72 / 3 / 2) x 18 joints
   int64_t epoch = 0;
   auto run_step = [&](int64_t e, int64_t it, const std::vector<int64_t>& order) {
@@ -128,15 +133,9 @@ void BM_PretrainEpoch(benchmark::State& state) {
     at::Tensor x5 = resident.get_batch(order.data() + it * B, B, step_seed, nullptr);
     at::Tensor Ut = accel::rng_uniform({2 * B, Lg}, repro::mix(step_seed, 1), dev);
     at::Tensor Us = accel::rng_uniform({2 * B, Lg}, repro::mix(step_seed, 2), dev);
-    opt.zero_grad();
-    at::Tensor loss;
-    {
-      Bf16Autocast autocast(bf16);
-      loss = accel::hacm_forward(s.sd, s.cfg, x5, Ut, Us).loss;
-    }
-    loss.backward();
+    at::Tensor loss = grad_step.run({x5, Ut, Us});
     opt.step(1e-3);
-    return loss.detach();
+    return loss;
   };
   // As the runner: losses stay on the device and are read back every 16 steps and at the end of
   // the epoch (bench/NOTES.md entry 5).
@@ -172,7 +171,8 @@ void BM_PretrainEpoch(benchmark::State& state) {
       benchmark::Counter(double(steps * B), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["steps"] = double(steps);
   state.counters["mean_loss"] = loss_sum / double(std::max<int64_t>(1, epoch * steps));
-  state.SetLabel(std::string("cuda ") + (bf16 ? "bf16" : "fp32") + ", " + std::to_string(N) +
+  state.SetLabel(std::string("cuda ") + (bf16 ? "bf16" : "fp32") + (graph ? " cuda-graph" : "") +
+                 ", " + std::to_string(N) +
                  " clips resident (" + std::to_string(resident.resident_bytes() >> 20) + " MiB)");
 }
 
@@ -182,7 +182,11 @@ BENCHMARK(BM_FeederBatch)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->ArgsProduct({{0, 1}, {64}});
-BENCHMARK(BM_PretrainEpoch)->Unit(benchmark::kSecond)->UseRealTime()->Iterations(1)->Arg(1);
+BENCHMARK(BM_PretrainEpoch)
+    ->Unit(benchmark::kSecond)
+    ->UseRealTime()
+    ->Iterations(1)
+    ->ArgsProduct({{1}, {0, 1}});
 
 int main(int argc, char** argv) {
   return hacm::bench::run_benchmarks(argc, argv);

@@ -171,6 +171,24 @@ precision)
   a=$(tr -d ' \n' <"$T"/r32/*.json | grep -o '"curves":{[^}]*}' | head -1)
   b=$(tr -d ' \n' <"$T"/r16/*.json | grep -o '"curves":{[^}]*}' | head -1)
   [ -n "$a" ] && [ -n "$b" ] && [ "$a" != "$b" ] && ok "bf16 changes the pretraining curve" || bad "curves: fp32 '$a' vs bf16 '$b'"
+  # On a GPU: the runner's CUDA-graph pretraining follows its eager curve (the replays run the
+  # eager step's kernels; only the order of atomic adds may differ: float32 rounding, 1e-4).
+  sed 's/"device": "cpu",/"device": "cuda",/' "$SRC/protocols/test/tiny_linear.json" >"$T/tiny_cuda.json"
+  sed 's/"device": "cpu",/"device": "cuda", "cuda_graphs": true,/' "$SRC/protocols/test/tiny_linear.json" >"$T/tiny_graph.json"
+  "$REPRO" run "$T/tiny_cuda.json" --work "$T/wc" --results "$T/rc" --no-progress >/dev/null 2>"$T/c.err"
+  if [ $? = 2 ] && grep -q "no GPU is present" "$T/c.err"; then
+    echo "no CUDA device present: CUDA-graph run skipped"
+  else
+    "$REPRO" run "$T/tiny_graph.json" --work "$T/wg" --results "$T/rg" --no-progress >/dev/null 2>"$T/g.err" || bad "graph run failed: $(tail -3 "$T/g.err")"
+    grep -q '"cuda_graphs": true' "$T"/rg/*.json && ok "cuda_graphs used and recorded" || bad "cuda_graphs not recorded as used"
+    python3 - "$T"/rc/*.json "$T"/rg/*.json <<'PY' && ok "CUDA-graph pretraining curve follows the eager one" || bad "CUDA-graph curve differs"
+import json, sys
+a, b = (json.load(open(f))["runs"][0]["stages"][0]["curves"]["loss"] for f in sys.argv[1:3])
+worst = max(abs(x - y) / abs(y) for x, y in zip(a, b))
+print(f"  eager {a}\n  graph {b}\n  worst relative difference {worst:.2e} (bound 1e-4)")
+sys.exit(0 if len(a) == len(b) and worst <= 1e-4 else 1)
+PY
+  fi
   ;;
 nan)
   # A NaN loss stops the run with a clear message and keeps the last good checkpoint.

@@ -22,6 +22,7 @@
 #include <tuple>
 
 #include "accelerated/hacm.h"
+#include "accelerated/precision.h"
 #include "core/model_init.h"
 #include "reference/hacm_model.h"
 #include "tests/compare.h"
@@ -34,20 +35,6 @@ using hacm::ref::Tensor;
 
 namespace {
 
-// bf16 autocast on `dev` for the guard's lifetime (as bench_hacm_accel.cpp: on before the
-// forward, off and cache cleared before backward).
-struct Bf16Autocast {
-  c10::DeviceType type;
-  explicit Bf16Autocast(at::Device dev) : type(dev.type()) {
-    at::autocast::set_autocast_enabled(type, true);
-    at::autocast::set_autocast_dtype(type, at::kBFloat16);
-  }
-  ~Bf16Autocast() {
-    at::autocast::set_autocast_enabled(type, false);
-    at::autocast::clear_cache();
-  }
-};
-
 void autocast_case(const std::string& variant, at::Device dev) {
   SmallHacmCase c = small_hacm_case(variant, 71);
   auto& [rc, ac, w, x5, ut, us, f, g] = c;
@@ -58,7 +45,7 @@ void autocast_case(const std::string& variant, at::Device dev) {
   accel::HacmInject inj{ids(f.sel_t.ids_shuffle, 4, dev), ids(f.sel_s.ids_shuffle, 4, dev)};
   accel::HacmOutputs o;
   {
-    Bf16Autocast guard(dev);
+    accel::Autocast guard(accel::Precision::kBf16, dev);  // off again before backward
     o = accel::hacm_forward(sd, ac, xa, to_at(ut, at::kFloat, dev), to_at(us, at::kFloat, dev),
                             &inj);
   }
