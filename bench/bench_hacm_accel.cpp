@@ -27,8 +27,9 @@ namespace {
 // Benchmark argument values of the precision modes (accelerated/precision.h).
 enum Mode { kFp32 = 0, kTf32 = 1, kBf16 = 2 };
 accel::Precision precision(Mode m) {
-  return m == kTf32 ? accel::Precision::kTf32
-                    : m == kBf16 ? accel::Precision::kBf16 : accel::Precision::kFp32;
+  return m == kTf32   ? accel::Precision::kTf32
+         : m == kBf16 ? accel::Precision::kBf16
+                      : accel::Precision::kFp32;
 }
 
 // TF32 as the mode asks; false (benchmark skipped) for a CUDA-only configuration on the CPU.

@@ -172,8 +172,8 @@ void BM_PretrainEpoch(benchmark::State& state) {
   state.counters["steps"] = double(steps);
   state.counters["mean_loss"] = loss_sum / double(std::max<int64_t>(1, epoch * steps));
   state.SetLabel(std::string("cuda ") + (bf16 ? "bf16" : "fp32") + (graph ? " cuda-graph" : "") +
-                 ", " + std::to_string(N) +
-                 " clips resident (" + std::to_string(resident.resident_bytes() >> 20) + " MiB)");
+                 ", " + std::to_string(N) + " clips resident (" +
+                 std::to_string(resident.resident_bytes() >> 20) + " MiB)");
 }
 
 }  // namespace
