@@ -22,10 +22,18 @@ static std::string f2(double v) {
   return b;
 }
 
+// ", bf16" / ", tf32" for results not computed in plain float32 (older results have no key).
+static std::string precision_note(const json& r) {
+  const std::string p = r.value("precision", std::string("fp32"));
+  return p == "fp32" ? "" : ", " + p;
+}
+
 std::string render_run_summary(const json& r) {
   std::ostringstream os;
   os << "\n## " << r.value("protocol", "?") << " (" << r.value("backend", "?") << ", "
-     << r.value("device", "?") << ", commit " << r.value("git_commit", "?") << ")\n\n";
+     << r.value("device", "?") << ", " << r.value("precision", std::string("fp32"))
+     << (r.value("cuda_graphs", false) ? ", CUDA graphs" : "") << ", commit "
+     << r.value("git_commit", "?") << ")\n\n";
   os << "| seed | stage | kind | top-1 final | top-1 max (test-set best epoch) | top-5 final | "
         "wall |\n";
   os << "|---|---|---|---|---|---|---|\n";
@@ -146,7 +154,7 @@ void add_table_command_impl(CLI::App& app) {
                ? "HA-CM " + (pj.contains("method") ? pj["method"].value("variant", "released")
                                                    : "released")
                : "MAMP") +
-          " (ours, " + r.value("device", "?") + ")";
+          " (ours, " + r.value("device", "?") + precision_note(r) + ")";
       // Several synthetic protocols (model sizes, recipes) share a column: one row each, so
       // none hides another. The benchmark datasets have one protocol per column.
       const bool synthetic =

@@ -168,6 +168,7 @@ precision)
   grep -q "cuda_graphs: no CUDA device" "$T/16.err" && ok "cuda_graphs falls back on the CPU with a note" || bad "no cuda_graphs note: $(head -3 "$T/16.err")"
   grep -q '"precision": "bf16"' "$T"/r16/*.json && grep -q '"cuda_graphs": false' "$T"/r16/*.json && ok "precision and cuda_graphs recorded" || bad "precision / cuda_graphs not recorded"
   grep -q '"top1_final"' "$T"/r16/*.json && ok "bf16 run evaluated every stage" || bad "no top1_final in the bf16 result"
+  "$REPRO" table "$T/r16" >"$T/table.out" 2>&1 && grep -q "(ours, cpu, bf16)" "$T/r16/TABLE.md" && ok "repro table marks the bf16 row" || bad "table: $(grep -m1 ours "$T/r16/TABLE.md" 2>/dev/null) $(tail -2 "$T/table.out")"
   a=$(tr -d ' \n' <"$T"/r32/*.json | grep -o '"curves":{[^}]*}' | head -1)
   b=$(tr -d ' \n' <"$T"/r16/*.json | grep -o '"curves":{[^}]*}' | head -1)
   [ -n "$a" ] && [ -n "$b" ] && [ "$a" != "$b" ] && ok "bf16 changes the pretraining curve" || bad "curves: fp32 '$a' vs bf16 '$b'"
