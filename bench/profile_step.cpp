@@ -1,0 +1,172 @@
+// Where a pretraining step's time goes, kernel by kernel (issue #6: "profile it"; issue #4: custom
+// kernels only where measurement shows they pay). Runs the benchmarks' HA-CM step (forward +
+// backward through accel::GradStep, then accel::AdamW) under LibTorch's Kineto profiler and
+// prints, per step:
+//   * wall time, and on CUDA the summed GPU kernel time: their ratio says whether the step is
+//     launch-bound (GPU idle between kernels) or kernel-bound;
+//   * the kernels (CUDA) or operators (CPU; inclusive times, nested operators overlap) with the
+//     most time, their calls and share;
+// and writes the table (profile.md) and a Chrome trace (trace.json, for Perfetto) to --out.
+//   profile_step [--clips 64] [--mode fp32|tf32|bf16] [--variant released|corrected]
+//                [--graph] [--small] [--steps 5] [--top 30] [--no-trace] [--out DIR]
+#include <ATen/ATen.h>
+#include <kineto/ActivityType.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "accelerated/grad_step.h"
+#include "accelerated/precision.h"
+#include "accelerated/train.h"
+#include "bench/accel_setup.h"
+
+using namespace hacm;
+using namespace hacm::bench;
+namespace prof = torch::autograd::profiler;
+namespace pimpl = torch::profiler::impl;
+
+namespace {
+
+struct Row {
+  std::string name;
+  int64_t calls = 0;
+  double ns = 0;
+};
+
+// Kernel names from CUPTI are long templated C++ names: keep the head and the tail.
+std::string short_name(const std::string& s, size_t n = 110) {
+  if (s.size() <= n) return s;
+  return s.substr(0, n / 2 - 2) + " .. " + s.substr(s.size() - (n / 2 - 2));
+}
+
+void sync(const at::Device& dev) {
+  if (dev.is_cuda()) at::zeros({1}, at::TensorOptions().device(dev)).item<float>();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Profile one HA-CM pretraining step kernel by kernel"};
+  int64_t clips = 64, steps = 5, top = 30;
+  std::string mode = "fp32", variant = "released", out = "out/profile";
+  bool graph = false, small = false, no_trace = false;
+  app.add_option("--clips", clips, "batch size in clips (2 persons each)")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--mode", mode, "fp32 | tf32 | bf16")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
+  app.add_option("--variant", variant, "released | corrected")
+      ->check(CLI::IsMember({"released", "corrected"}));
+  app.add_flag("--graph", graph, "forward + backward as one CUDA graph (accel::GradStep)");
+  app.add_flag("--small", small, "the small model (width 64, depth 2 / decoder 1)");
+  app.add_option("--steps", steps, "profiled steps (after 3 warm-up steps)")
+      ->check(CLI::Range(1, 100));
+  app.add_option("--top", top, "rows of the table")->check(CLI::Range(1, 1000));
+  app.add_flag("--no-trace", no_trace, "write only profile.md (traces of big steps take MBs)");
+  app.add_option("--out", out, "directory for profile.md and trace.json");
+  CLI11_PARSE(app, argc, argv);
+
+  if (!validate_golden_loss()) return 1;  // profiling a wrong forward is not worth reading
+  const at::Device dev = bench_device();
+  if (graph && !dev.is_cuda()) {
+    std::fprintf(stderr, "--graph needs a CUDA device\n");
+    return 2;
+  }
+  const accel::Precision prec = accel::parse_precision(mode);
+  accel::set_matmul_precision(prec);
+  Setup s = make_setup(clips, variant, dev, small);
+  accel::AdamW opt(s.sd, accel::weight_decay_groups(s.sd, 0.05), 0.9, 0.95);
+  accel::GradStep grad_step(s.sd, prec, graph, [&](const std::vector<at::Tensor>& in) {
+    return accel::hacm_forward(s.sd, s.cfg, in[0], in[1], in[2]).loss;
+  });
+  auto step = [&] {
+    at::Tensor loss = grad_step.run({s.x5, s.Ut, s.Us});
+    opt.step(1e-3);
+    return loss;
+  };
+  for (int i = 0; i < 3; ++i) step();  // warm-up (and the graph capture)
+  sync(dev);
+
+  std::set<pimpl::ActivityType> activities{pimpl::ActivityType::CPU};
+  if (dev.is_cuda()) activities.insert(pimpl::ActivityType::CUDA);
+  const pimpl::ProfilerConfig config(pimpl::ProfilerState::KINETO);
+  prof::prepareProfiler(config, activities);
+  prof::enableProfiler(config, activities);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < steps; ++i) step();
+  sync(dev);
+  const double wall_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+      double(steps);
+  std::unique_ptr<prof::ProfilerResult> result = prof::disableProfiler();
+
+  // CUDA: kernels (device events); CPU: operators (aten::*), inclusive.
+  std::map<std::string, Row> rows;
+  double total_ns = 0;
+  int64_t launches = 0;
+  using KT = libkineto::ActivityType;
+  for (const auto& e : result->events()) {
+    const std::string name = e.name();
+    const auto kind = KT(e.activityType());
+    if (kind == KT::CUDA_RUNTIME && name.find("Launch") != std::string::npos) ++launches;
+    const bool copy = kind == KT::GPU_MEMCPY || kind == KT::GPU_MEMSET;
+    if (dev.is_cuda() ? !(kind == KT::CONCURRENT_KERNEL || copy)
+                      : !(kind == KT::CPU_OP && name.rfind("aten::", 0) == 0))
+      continue;
+    if (!copy) total_ns += double(e.durationNs());  // copies are listed, not summed as kernels
+    Row& r = rows[name];
+    r.name = name;
+    ++r.calls;
+    r.ns += double(e.durationNs());
+  }
+  std::vector<Row> sorted;
+  for (auto& [k, r] : rows) sorted.push_back(r);
+  std::sort(sorted.begin(), sorted.end(), [](const Row& a, const Row& b) { return a.ns > b.ns; });
+
+  char head[512];
+  std::snprintf(head, sizeof head,
+                "HA-CM %s step, %s, %lld clips x 2 persons, %s%s, %s, %lld profiled steps\n\n"
+                "wall %.3f ms per step (under the profiler); %s %.3f ms per step; "
+                "launch calls per step: %.0f\n",
+                variant.c_str(), dev.is_cuda() ? "cuda" : "cpu", (long long)clips, mode.c_str(),
+                graph ? ", CUDA graph" : "",
+                small ? "small model (64/2/1)" : "full model (256/8/3)", (long long)steps, wall_ms,
+                dev.is_cuda() ? "summed GPU kernel time" : "summed operator time (inclusive)",
+                total_ns / 1e6 / double(steps), double(launches) / double(steps));
+  std::string md = "# Profile: " + std::string(head);
+  if (dev.is_cuda())
+    md += "\nGPU busy " + std::to_string(int(100.0 * total_ns / 1e6 / double(steps) / wall_ms)) +
+          " % of the wall time (the rest: launch / host gaps)\n";
+  md += "\n| # | " + std::string(dev.is_cuda() ? "kernel" : "operator") +
+        " | calls / step | ms / step | share |\n|---|---|---|---|---|\n";
+  double shown = 0;
+  for (size_t i = 0; i < sorted.size() && int64_t(i) < top; ++i) {
+    const Row& r = sorted[i];
+    char line[512];
+    std::snprintf(line, sizeof line, "| %zu | `%s` | %.1f | %.3f | %.1f %% |\n", i + 1,
+                  short_name(r.name).c_str(), double(r.calls) / double(steps),
+                  r.ns / 1e6 / double(steps), 100.0 * r.ns / std::max(1.0, total_ns));
+    md += line;
+    shown += r.ns;
+  }
+  char tail[256];
+  std::snprintf(tail, sizeof tail, "| | %zu more | | %.3f | |\n",
+                sorted.size() - std::min<size_t>(sorted.size(), size_t(top)),
+                std::max(0.0, total_ns - shown) / 1e6 / double(steps));
+  md += tail;
+  std::printf("%s", md.c_str());
+
+  std::filesystem::create_directories(out);
+  std::ofstream(out + "/profile.md") << md;
+  if (!no_trace) result->save(out + "/trace.json");
+  std::printf("\nwrote %s/profile.md%s\n", out.c_str(), no_trace ? "" : " and trace.json");
+  return 0;
+}
