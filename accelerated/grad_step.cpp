@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cstdio>
 #include <stdexcept>
 #include <string>
 
@@ -56,46 +57,83 @@ at::Tensor GradStep::run(const std::vector<at::Tensor>& inputs) {
   if (!cuda_graph_) return eager(inputs, /*cache=*/true);
   if (!inputs.front().is_cuda())
     throw std::invalid_argument("GradStep: a CUDA graph needs CUDA inputs");
+  if (!graph_) {
+    try {
+      capture(inputs);
+    } catch (const std::exception& e) {
+      // A failed capture (an operation a capture forbids, say) must not stop a training run:
+      // this and every later step run eagerly, and the reason is kept for the result record.
+      abandon_capture();
+      const std::string what = e.what();
+      capture_error_ = what.substr(0, what.find('\n'));
+      cuda_graph_ = false;
+      std::fprintf(stderr, "[GradStep] CUDA graph capture failed (%s); steps run eagerly\n",
+                   capture_error_.c_str());
+      return eager(inputs, /*cache=*/true);
+    }
+  }
   return replay(inputs);
 }
 
-at::Tensor GradStep::replay(const std::vector<at::Tensor>& inputs) {
+void GradStep::capture(const std::vector<at::Tensor>& inputs) {
 #ifdef HACM_TORCH_CUDA
-  if (!graph_) {
-    // First call: capture (as torch.cuda.graph does: warm up on the capture stream, then record).
-    graph_ = std::make_unique<Graph>();
-    for (const auto& x : inputs) graph_->inputs.push_back(x.detach().clone());
-    at::cuda::device_synchronize();
-    at::cuda::CUDAStream side = at::cuda::getStreamFromPool();
-    {
-      c10::cuda::CUDAStreamGuard guard(side);
-      // Warm-up: cuBLAS workspaces and handles of this stream, lazily loaded kernels, autograd's
-      // first-use allocations; none of it may happen for the first time inside the capture.
-      for (int i = 0; i < 3; ++i) eager(graph_->inputs, /*cache=*/false);
-      side.synchronize();
-      // The captured backward then allocates the gradients in the graph's private pool; every
-      // replay rewrites them in place, and the optimiser reads them through .grad as usual.
-      set_grads_to_none();
-      c10::cuda::CUDACachingAllocator::emptyCache();
-      graph_->graph.capture_begin();
+  // As torch.cuda.graph: warm up on the capture stream, then record.
+  graph_ = std::make_unique<Graph>();
+  for (const auto& x : inputs) graph_->inputs.push_back(x.detach().clone());
+  at::cuda::device_synchronize();
+  at::cuda::CUDAStream side = at::cuda::getStreamFromPool();
+  {
+    c10::cuda::CUDAStreamGuard guard(side);
+    // Warm-up: cuBLAS workspaces and handles of this stream, lazily loaded kernels, autograd's
+    // first-use allocations; none of it may happen for the first time inside the capture.
+    for (int i = 0; i < 3; ++i) eager(graph_->inputs, /*cache=*/false);
+    side.synchronize();
+    // The captured backward then allocates the gradients in the graph's private pool; every
+    // replay rewrites them in place, and the optimiser reads them through .grad as usual.
+    set_grads_to_none();
+    c10::cuda::CUDACachingAllocator::emptyCache();
+    graph_->graph.capture_begin();
+    try {
       {
         Autocast autocast(precision_, side.device(), /*cache=*/false);
         graph_->loss = forward_(graph_->inputs);
       }
       graph_->loss.backward();
-      graph_->graph.capture_end();
+    } catch (...) {
+      try {
+        graph_->graph.capture_end();  // ends the (invalidated) capture on this stream
+      } catch (...) {
+      }
+      throw;
     }
-    at::cuda::device_synchronize();
-  } else {
-    if (inputs.size() != graph_->inputs.size())
-      throw std::invalid_argument("GradStep: the number of inputs changed after capture");
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      const at::Tensor& s = graph_->inputs[i];
-      if (inputs[i].sizes() != s.sizes() || inputs[i].scalar_type() != s.scalar_type())
-        throw std::invalid_argument("GradStep: input " + std::to_string(i) +
-                                    " changed shape or dtype after capture");
-      graph_->inputs[i].copy_(inputs[i], /*non_blocking=*/true);  // same stream as the replay
-    }
+    graph_->graph.capture_end();
+  }
+  at::cuda::device_synchronize();
+#else
+  (void)inputs;
+  throw std::runtime_error("CUDA graphs need a LibTorch build with CUDA");
+#endif
+}
+
+void GradStep::abandon_capture() {
+  graph_.reset();
+  set_grads_to_none();  // they may point into the abandoned graph's pool
+#ifdef HACM_TORCH_CUDA
+  (void)cudaGetLastError();  // a failed capture leaves a (non-sticky) error behind
+  at::cuda::device_synchronize();
+#endif
+}
+
+at::Tensor GradStep::replay(const std::vector<at::Tensor>& inputs) {
+#ifdef HACM_TORCH_CUDA
+  if (inputs.size() != graph_->inputs.size())
+    throw std::invalid_argument("GradStep: the number of inputs changed after capture");
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    at::Tensor& s = graph_->inputs[i];
+    if (inputs[i].sizes() != s.sizes() || inputs[i].scalar_type() != s.scalar_type())
+      throw std::invalid_argument("GradStep: input " + std::to_string(i) +
+                                  " changed shape or dtype after capture");
+    s.copy_(inputs[i], /*non_blocking=*/true);  // on the replay's stream, so in order
   }
   graph_->graph.replay();
   return graph_->loss.detach().clone();  // the graph overwrites its loss on the next replay

@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "accelerated/precision.h"
@@ -40,16 +41,23 @@ class GradStep {
   // inputs must keep the shapes, dtypes and device of the first call.
   at::Tensor run(const std::vector<at::Tensor>& inputs);
 
+  // True while steps run as a CUDA graph. A capture that fails (an operation a capture forbids)
+  // does not stop training: the step runs eagerly from then on, graphed() turns false and
+  // capture_error() says why (also printed once to stderr).
   bool graphed() const { return cuda_graph_; }
+  const std::string& capture_error() const { return capture_error_; }
 
  private:
   at::Tensor eager(const std::vector<at::Tensor>& inputs, bool cache);
   void set_grads_to_none();
+  void capture(const std::vector<at::Tensor>& inputs);
+  void abandon_capture();
   at::Tensor replay(const std::vector<at::Tensor>& inputs);
 
   StateDict& params_;
   Precision precision_;
   bool cuda_graph_;
+  std::string capture_error_;
   Forward forward_;
   struct Graph;  // CUDA-only state (accelerated/grad_step.cpp)
   std::unique_ptr<Graph> graph_;

@@ -276,7 +276,12 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
       pretrain_epochs(tag, s, train.size(), B, c.seed, c.opt.progress, stop_requested, "", ckpt,
                       meta, step, flush, [&] { save_checkpoint(ckpt, params, opt, meta); });
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  return pretrain_record(s, B, steps, meta, secs, steps_here, ckpt);
+  json r = pretrain_record(s, B, steps, meta, secs, steps_here, ckpt);
+  if (c.cuda_graphs) {  // requested on CUDA: say whether the steps really ran as a graph
+    r["cuda_graph"] = grad_step.graphed();
+    if (!grad_step.capture_error().empty()) r["cuda_graph_error"] = grad_step.capture_error();
+  }
+  return r;
 }
 
 // ---------------------------------------------------------------------------------------------

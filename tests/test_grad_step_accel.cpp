@@ -76,6 +76,7 @@ struct Small {
 struct Trajectory {
   std::vector<double> loss;
   std::vector<double> params;  // every parameter after the last step, concatenated
+  bool graphed = false;        // GradStep still in graph mode after the last step
 };
 
 // `steps` AdamW steps (β 0.9 / 0.95, wd 0.05, lr 1e-3) with GradStep (or, with `plain`, the
@@ -99,6 +100,7 @@ Trajectory train(const std::string& model, at::Device dev, accel::Precision p, b
     opt.step(1e-3);
     t.loss.push_back(loss.item<double>());
   }
+  t.graphed = gs.graphed();
   for (const auto& [k, v] : m.params) {
     std::vector<double> x = to_vec(v);
     t.params.insert(t.params.end(), x.begin(), x.end());
@@ -164,6 +166,7 @@ TEST(GradStep, CudaGraphFollowsEagerTrajectory) {
       const std::string tag = std::string(model) + " " + accel::precision_name(p);
       Trajectory g = train(model, dev, p, /*graph=*/true, 10);
       Trajectory e = train(model, dev, p, /*graph=*/false, 10);
+      EXPECT_TRUE(g.graphed) << tag << ": the capture failed and GradStep fell back to eager";
       // A replay runs the captured kernels of the eager step; only the order of the backward's
       // atomic adds may differ. float32: rounding carried through 10 Adam steps (the CPU-vs-
       // reference trajectories stay under 1e-6, diff_trajectory.cpp), bound 1e-5. bf16: the same
@@ -194,4 +197,28 @@ TEST(GradStep, CudaGraphKeepsGradientsInPlace) {
   EXPECT_GT((w.grad() - g0).abs().max().item<double>(), 0.0) << "gradient not rewritten";
   // A different batch size cannot replay the captured graph.
   EXPECT_THROW(gs.run(m.inputs(2, /*clips=*/3)), std::invalid_argument);
+}
+
+TEST(GradStep, CudaCaptureFailureFallsBackToEager) {
+  REQUIRE_CUDA();
+  strict_fp32();
+  // A forward with a host-to-device copy of a pageable tensor, which a capture forbids: the
+  // capture fails, the step runs eagerly (same loss and gradients as plain eager), and the error
+  // is kept; later steps stay eager.
+  Small m("released", at::Device(at::kCUDA));
+  accel::GradStep bad(m.params, accel::Precision::kFp32, true, [&](const auto& in) {
+    at::Tensor one = at::ones({1}).to(m.dev);  // pageable host -> device copy
+    return m.loss(in) * one.sum();
+  });
+  std::vector<at::Tensor> in = m.inputs(0);
+  const double l = bad.run(in).item<double>();
+  EXPECT_FALSE(bad.graphed());
+  EXPECT_FALSE(bad.capture_error().empty());
+  std::printf("  capture error kept: %s\n", bad.capture_error().c_str());
+  at::Tensor g = m.params.at("blocks.0.attn.qkv.weight").grad().clone();
+  accel::GradStep plain = m.grad_step(accel::Precision::kFp32, false);
+  EXPECT_NEAR(plain.run(in).item<double>(), l, 1e-6 * std::fabs(l));
+  EXPECT_CLOSE_NORMWISE("gradient after the fallback",
+                        to_vec(m.params.at("blocks.0.attn.qkv.weight").grad()), to_vec(g), 1e-5);
+  EXPECT_NO_THROW(bad.run(m.inputs(1)));  // still eager, still working
 }
