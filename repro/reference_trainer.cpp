@@ -520,46 +520,29 @@ json run_finetune(const ReferenceContext& c, const StageSpec& s, const std::stri
   };
 
   auto t0 = Clock::now();
-  int64_t steps_here = 0;
-  for (int64_t e = meta.epoch; e < s.epochs; ++e) {
-    std::vector<int64_t> order = permutation(N, mix(c.seed, 6000 + e));
-    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps,
-                 c.progress);
-    double sum = meta.partial_sum;
-    const int64_t first = meta.step;
-    bar.tick(first);
-    for (int64_t it = first; it < steps; ++it) {
-      if (c.stop && c.stop()) {  // checkpoint mid-epoch; the rerun continues at this step
-        bar.finish();
-        meta.epoch = e, meta.step = it, meta.partial_sum = sum, meta.curves = curves;
-        save_ckpt(ckpt, all, opt, meta);
-        std::fprintf(stderr, "[%s] stopped by signal; checkpoint written to %s\n", tag.c_str(),
-                     ckpt.c_str());
-        throw RunStopped();
-      }
-      const double l = step(e, it, order);
-      check_finite(l, tag, e, it, fs::exists(ckpt) ? ckpt : "(no checkpoint yet in this stage)");
-      sum += l;
-      ++steps_here;
-      bar.set_note("loss " + fmt("%.4f", l));
-      bar.tick();
-    }
-    bar.finish();
-    const double mean_loss = sum / double(steps);
-    curves["loss"].push_back(mean_loss);
-    if ((e + 1) % s.eval_every == 0 || e + 1 == s.epochs) {
-      EvalResult r = evaluate_finetune(c, test, B, enc, ec, head);
-      evals.push_back(r);
-      curves["top1"].push_back(r.top1);
-      curves["top5"].push_back(r.top5);
-      std::fprintf(stderr,
-                   "[%s] epoch %lld: loss %.4f, test top-1 %.2f %%, top-5 %.2f %% (reference)\n",
-                   tag.c_str(), (long long)e + 1, mean_loss, r.top1, r.top5);
-    }
-    meta.epoch = e + 1, meta.step = 0, meta.partial_sum = 0, meta.curves = curves;
-    if (e + 1 == s.epochs || (s.checkpoint_every > 0 && (e + 1) % s.checkpoint_every == 0))
-      save_ckpt(ckpt, all, opt, meta);
-  }
+  const int64_t steps_here = train_epochs(
+      tag, s.epochs, s.checkpoint_every, N, steps, c.seed, 6000, c.progress, c.stop, ckpt, meta,
+      [&](int64_t e, int64_t it, const std::vector<int64_t>& order, Progress& bar) {
+        const double l = step(e, it, order);
+        // before the update reaches a checkpoint (step() skips the update of a non-finite loss)
+        check_finite(l, tag, e, it, fs::exists(ckpt) ? ckpt : "(no checkpoint yet in this stage)");
+        bar.set_note("loss " + fmt("%.4f", l));
+        return l;
+      },
+      [](int64_t, Progress&) { return 0.0; },  // losses are summed as they come
+      [&](int64_t e, double mean_loss, int64_t) {
+        meta.curves["loss"].push_back(mean_loss);
+        if ((e + 1) % s.eval_every != 0 && e + 1 != s.epochs) return;
+        EvalResult r = evaluate_finetune(c, test, B, enc, ec, head);
+        evals.push_back(r);
+        meta.curves["top1"].push_back(r.top1);
+        meta.curves["top5"].push_back(r.top5);
+        std::fprintf(stderr,
+                     "[%s] epoch %lld: loss %.4f, test top-1 %.2f %%, top-5 %.2f %% (reference)\n",
+                     tag.c_str(), (long long)e + 1, mean_loss, r.top1, r.top5);
+      },
+      [&] { save_ckpt(ckpt, all, opt, meta); });
+  curves = meta.curves;
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   extra["from"] = s.from;
   extra["batch_size"] = B;

@@ -107,24 +107,25 @@ inline void read_meta(const std::map<std::string, NdArray>& in, const std::strin
       std::string(reinterpret_cast<const char*>(cj.bytes), size_t(cj.numel())));
 }
 
-// The epoch / step skeleton of a pretraining stage, shared by both backends: the per-epoch
-// permutation (seed, 1000 + e), resuming at meta.step of meta.epoch, the progress bar, a
-// checkpoint and RunStopped when `stop()` says so, the epoch line, checkpoints every
-// checkpoint_every epochs and after the last. The loss bookkeeping is the backend's:
-// step(e, it, order, bar) trains batch `it` and returns the sum of the losses it read back
-// (already checked finite), flush(e, bar) the sum of those still pending (0 if none), and
-// save() writes the checkpoint with `meta`. Returns the number of steps trained in this call.
-template <class Step, class Flush, class Save>
-int64_t pretrain_epochs(const std::string& tag, const StageSpec& s, int64_t n_train, int64_t B,
-                        uint64_t seed, bool progress, const std::function<bool()>& stop,
-                        const char* line_suffix, const std::string& ckpt, CkptMeta& meta,
-                        Step&& step, Flush&& flush, Save&& save) {
-  const int64_t steps = n_train / B;  // drop_last, as the authors
-  const auto t0 = std::chrono::steady_clock::now();
+// The epoch / step skeleton of every checkpointed training stage of both backends (pretraining,
+// fine-tuning, the accelerated linear probe): the per-epoch permutation (seed, perm_salt + e) of
+// n_train items, resuming at meta.step of meta.epoch, the progress bar, a checkpoint and
+// RunStopped when `stop()` says so, end_epoch(e, mean_loss, steps_here) after each epoch (curves,
+// evaluation, log line: the caller's), then checkpoints every checkpoint_every epochs and after
+// the last. The loss bookkeeping is the backend's: step(e, it, order, bar) trains batch `it` and
+// returns the sum of the losses it read back (already checked finite), flush(e, bar) the sum of
+// those still pending (0 if none), and save() writes the checkpoint with `meta`. Returns the
+// number of steps trained in this call.
+template <class Step, class Flush, class EndEpoch, class Save>
+int64_t train_epochs(const std::string& tag, int64_t epochs, int64_t checkpoint_every,
+                     int64_t n_train, int64_t steps, uint64_t seed, uint64_t perm_salt,
+                     bool progress, const std::function<bool()>& stop, const std::string& ckpt,
+                     CkptMeta& meta, Step&& step, Flush&& flush, EndEpoch&& end_epoch,
+                     Save&& save) {
   int64_t steps_here = 0;
-  for (int64_t e = meta.epoch; e < s.epochs; ++e) {
-    const std::vector<int64_t> order = permutation(n_train, mix(seed, 1000 + uint64_t(e)));
-    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps,
+  for (int64_t e = meta.epoch; e < epochs; ++e) {
+    const std::vector<int64_t> order = permutation(n_train, mix(seed, perm_salt + uint64_t(e)));
+    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(epochs), steps,
                  progress);
     double sum = meta.partial_sum;
     const int64_t first = meta.step;
@@ -133,6 +134,7 @@ int64_t pretrain_epochs(const std::string& tag, const StageSpec& s, int64_t n_tr
       if (stop && stop()) {  // checkpoint mid-epoch; the rerun continues at this step
         sum += flush(e, bar);
         bar.finish();
+        meta.epoch = e;
         meta.step = it;
         meta.partial_sum = sum;
         save();
@@ -146,18 +148,34 @@ int64_t pretrain_epochs(const std::string& tag, const StageSpec& s, int64_t n_tr
     }
     sum += flush(e, bar);
     bar.finish();
-    meta.curves["loss"].push_back(sum / double(steps));
-    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double per_step = el / double(std::max<int64_t>(1, steps_here));
-    std::fprintf(stderr, "[%s] epoch %lld/%lld: loss %.5f  %.1f clips/s  eta %.0f s%s\n",
-                 tag.c_str(), (long long)e + 1, (long long)s.epochs, sum / double(steps),
-                 double(B) / per_step, per_step * double((s.epochs - e - 1) * steps), line_suffix);
+    end_epoch(e, sum / double(steps), steps_here);
     meta.epoch = e + 1;
     meta.step = 0;
     meta.partial_sum = 0;
-    if (e + 1 == s.epochs || (s.checkpoint_every > 0 && (e + 1) % s.checkpoint_every == 0)) save();
+    if (e + 1 == epochs || (checkpoint_every > 0 && (e + 1) % checkpoint_every == 0)) save();
   }
   return steps_here;
+}
+
+// train_epochs for a pretraining stage: drop_last batches of B, permutation salt 1000, the loss
+// curve in meta.curves["loss"] and an epoch line with clips/s and the time left.
+template <class Step, class Flush, class Save>
+int64_t pretrain_epochs(const std::string& tag, const StageSpec& s, int64_t n_train, int64_t B,
+                        uint64_t seed, bool progress, const std::function<bool()>& stop,
+                        const char* line_suffix, const std::string& ckpt, CkptMeta& meta,
+                        Step&& step, Flush&& flush, Save&& save) {
+  const int64_t steps = n_train / B;  // drop_last, as the authors
+  const auto t0 = std::chrono::steady_clock::now();
+  auto end_epoch = [&](int64_t e, double mean_loss, int64_t steps_here) {
+    meta.curves["loss"].push_back(mean_loss);
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double per_step = el / double(std::max<int64_t>(1, steps_here));
+    std::fprintf(stderr, "[%s] epoch %lld/%lld: loss %.5f  %.1f clips/s  eta %.0f s%s\n",
+                 tag.c_str(), (long long)e + 1, (long long)s.epochs, mean_loss,
+                 double(B) / per_step, per_step * double((s.epochs - e - 1) * steps), line_suffix);
+  };
+  return train_epochs(tag, s.epochs, s.checkpoint_every, n_train, steps, seed, 1000, progress, stop,
+                      ckpt, meta, step, flush, end_epoch, save);
 }
 
 // The result record of a pretraining stage (both backends).

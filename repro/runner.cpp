@@ -186,6 +186,59 @@ bool load_checkpoint(const std::string& path, StateDict& params, accel::Optimize
 }
 
 // ---------------------------------------------------------------------------------------------
+// loss read-back
+
+// Training losses stay on the device and are read back kReadback at a time, at the end of an
+// epoch and before a checkpoint on a signal: a per-step read-back makes the host wait for the
+// device after every step instead of queueing the next one (bench/NOTES.md entry 5). A NaN/Inf
+// is still reported with its epoch and step before anything is saved (the weights it reached are
+// never checkpointed), and the losses are summed in step order, so curves do not change.
+// HACM_FAULT_NAN_STEP=k (pretraining) and HACM_FAULT_NAN_DOWNSTREAM_STEP=k (linear / fine-tuning
+// stages), tests only: the loss of global step k (epoch * steps + step) reads as NaN, to check
+// that a NaN stops the run with a message and keeps the last good checkpoint. -1 when unset.
+int64_t fault_step_from_env(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::atoll(v) : -1;
+}
+
+class PendingLosses {
+ public:
+  static constexpr size_t kReadback = 16;
+  // fault_step >= 0 (tests only, fault_step_from_env): that global step's loss reads as NaN.
+  PendingLosses(std::string tag, std::string ckpt, int64_t steps_per_epoch, int64_t fault_step = -1)
+      : tag_(std::move(tag)), ckpt_(std::move(ckpt)), steps_(steps_per_epoch), fault_(fault_step) {}
+  // Step `it`'s loss (a scalar on the device); the read-back sum once kReadback are pending.
+  double add(const at::Tensor& loss, int64_t e, int64_t it, Progress& bar) {
+    pending_.push_back(loss.detach()), step_.push_back(it);
+    return pending_.size() == kReadback ? flush(e, bar) : 0.0;
+  }
+  // Read back, check and sum the pending losses; the last one goes into the progress note.
+  double flush(int64_t e, Progress& bar) {
+    double sum = 0;
+    if (pending_.empty()) return sum;
+    at::Tensor v = at::stack(pending_).to(at::kCPU, at::kDouble).contiguous();
+    const double* l = v.data_ptr<double>();
+    for (size_t k = 0; k < pending_.size(); ++k) {
+      double lk = l[k];
+      if (fault_ >= 0 && e * steps_ + step_[k] == fault_) lk = NAN;
+      check_finite(lk, tag_, e, step_[k],
+                   fs::exists(ckpt_) ? ckpt_ : "(no checkpoint yet in this stage)");
+      sum += lk;
+    }
+    bar.set_note("loss " + fmt("%.4f", l[pending_.size() - 1]) + note);
+    pending_.clear(), step_.clear();
+    return sum;
+  }
+  std::string note;  // appended to the progress note (e.g. the learning rate)
+
+ private:
+  std::string tag_, ckpt_;
+  int64_t steps_, fault_;
+  std::vector<at::Tensor> pending_;
+  std::vector<int64_t> step_;
+};
+
+// ---------------------------------------------------------------------------------------------
 // pretraining
 
 json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict& params) {
@@ -224,35 +277,9 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
                                 : accel::mamp_forward(params, mc, in[0], in[1]).loss;
       });
 
-  // HACM_FAULT_NAN_STEP=k (tests only) turns the loss of global step k into NaN, to check that a
-  // NaN stops the run with a message and keeps the last good checkpoint.
-  const char* fault = std::getenv("HACM_FAULT_NAN_STEP");
-  const int64_t fault_nan_step = fault && *fault ? std::atoll(fault) : -1;
   auto t0 = Clock::now();
-  // Losses stay on the device and are read back every kReadback steps, at the end of an epoch
-  // and before a checkpoint on a signal: a per-step read-back makes the host wait for the device
-  // after every step instead of queueing the next one. A NaN/Inf is still reported with its step,
-  // before anything is saved (the weights it reached are never checkpointed); the epoch's mean
-  // loss is summed in the same order as before, so the curves are unchanged.
-  constexpr size_t kReadback = 16;
-  std::vector<at::Tensor> pending;
-  std::vector<int64_t> pending_step;
-  double last_lr = 0;
-  auto flush = [&](int64_t e, Progress& bar) {
-    double sum = 0;
-    if (pending.empty()) return sum;
-    at::Tensor v = at::stack(pending).to(at::kCPU, at::kDouble).contiguous();
-    const double* l = v.data_ptr<double>();
-    for (size_t k = 0; k < pending.size(); ++k) {
-      double lk = l[k];
-      if (fault_nan_step >= 0 && e * steps + pending_step[k] == fault_nan_step) lk = NAN;
-      check_finite(lk, tag, e, pending_step[k], ckpt);
-      sum += lk;
-    }
-    bar.set_note("loss " + fmt("%.4f", l[pending.size() - 1]) + " lr " + fmt("%.2e", last_lr));
-    pending.clear(), pending_step.clear();
-    return sum;
-  };
+  PendingLosses losses(tag, ckpt, steps, fault_step_from_env("HACM_FAULT_NAN_STEP"));
+  auto flush = [&](int64_t e, Progress& bar) { return losses.flush(e, bar); };
   auto step = [&](int64_t e, int64_t it, const std::vector<int64_t>& order, Progress& bar) {
     std::vector<int64_t> idx(order.begin() + it * B, order.begin() + (it + 1) * B);
     uint64_t step_seed = mix(mix(c.seed, 2000 + e), uint64_t(it));
@@ -268,9 +295,8 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
     }
     at::Tensor loss = grad_step.run(in);  // gradients in params' .grad
     opt.step(lr);
-    last_lr = lr;
-    pending.push_back(loss), pending_step.push_back(it);
-    return pending.size() == kReadback ? flush(e, bar) : 0.0;
+    losses.note = " lr " + fmt("%.2e", lr);
+    return losses.add(loss, e, it, bar);
   };
   const int64_t steps_here =
       pretrain_epochs(tag, s, train.size(), B, c.seed, c.opt.progress, stop_requested, "", ckpt,
@@ -331,11 +357,12 @@ void end_epoch(const StageSpec& s, const std::string& tag, int64_t e, double mea
                tag.c_str(), (long long)e + 1, mean_loss, r.top1, r.top5);
 }
 
-// The resumable epoch loop of the downstream stages (linear probe, fine-tuning): per-epoch
-// permutations of n_train items and per-step seeds are derived from (seed, epoch, step), so a
-// stage stopped by a signal resumes at the same step; checkpoints hold `params` (including BN
-// running statistics), the optimiser state and the curves. `step(e, it, order)` trains one batch
-// and returns its loss.
+// The resumable epoch loop of the downstream stages (linear probe, fine-tuning) on
+// train_epochs: per-epoch permutations of n_train items and per-step seeds derived from (seed,
+// epoch, step), so a stage stopped by a signal resumes at the same step; checkpoints hold
+// `params` (including BN running statistics), the optimiser state and the curves.
+// `step(e, it, order)` trains one batch and returns its loss on the device (read back in groups:
+// PendingLosses); an evaluation follows every eval_every epochs and the last one.
 template <class StepFn, class EvalFn>
 void downstream_loop(Ctx& c, const StageSpec& s, const std::string& tag, StateDict& params,
                      accel::Optimizer& opt, int64_t n_train, int64_t steps, uint64_t perm_salt,
@@ -347,37 +374,22 @@ void downstream_loop(Ctx& c, const StageSpec& s, const std::string& tag, StateDi
   if (load_checkpoint(ckpt, params, opt, meta)) {
     std::fprintf(stderr, "[%s] resuming from %s (%lld epochs + %lld steps done)\n", tag.c_str(),
                  ckpt.c_str(), (long long)meta.epoch, (long long)meta.step);
-    curves = meta.curves;
-    for (size_t i = 0; i < curves["top1"].size(); ++i) evals.push_back(eval_from_curves(curves, i));
+    for (size_t i = 0; i < meta.curves["top1"].size(); ++i)
+      evals.push_back(eval_from_curves(meta.curves, i));
   }
-  for (int64_t e = meta.epoch; e < s.epochs; ++e) {
-    std::vector<int64_t> order = permutation(n_train, mix(c.seed, perm_salt + uint64_t(e)));
-    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps,
-                 c.opt.progress);
-    double sum = meta.partial_sum;
-    const int64_t first = meta.step;
-    bar.tick(first);
-    for (int64_t it = first; it < steps; ++it) {
-      if (stop_requested()) {
-        bar.finish();
-        meta.epoch = e, meta.step = it, meta.partial_sum = sum, meta.curves = curves;
-        save_checkpoint(ckpt, params, opt, meta);
-        std::fprintf(stderr, "[%s] stopped by signal; checkpoint written to %s\n", tag.c_str(),
-                     ckpt.c_str());
-        throw RunStopped();
-      }
-      double l = step(e, it, order);
-      check_finite(l, tag, e, it, fs::exists(ckpt) ? ckpt : "(no checkpoint yet in this stage)");
-      sum += l;
-      bar.set_note("loss " + fmt("%.4f", l));
-      bar.tick();
-    }
-    bar.finish();
-    end_epoch(s, tag, e, sum / double(steps), evaluate, curves, evals);
-    meta.epoch = e + 1, meta.step = 0, meta.partial_sum = 0, meta.curves = curves;
-    if (e + 1 == s.epochs || (s.checkpoint_every > 0 && (e + 1) % s.checkpoint_every == 0))
-      save_checkpoint(ckpt, params, opt, meta);
-  }
+  PendingLosses losses(tag, ckpt, steps, fault_step_from_env("HACM_FAULT_NAN_DOWNSTREAM_STEP"));
+  train_epochs(
+      tag, s.epochs, s.checkpoint_every, n_train, steps, c.seed, perm_salt, c.opt.progress,
+      stop_requested, ckpt, meta,
+      [&](int64_t e, int64_t it, const std::vector<int64_t>& order, Progress& bar) {
+        return losses.add(step(e, it, order), e, it, bar);
+      },
+      [&](int64_t e, Progress& bar) { return losses.flush(e, bar); },
+      [&](int64_t e, double mean_loss, int64_t) {
+        end_epoch(s, tag, e, mean_loss, evaluate, meta.curves, evals);
+      },
+      [&] { save_checkpoint(ckpt, params, opt, meta); });
+  curves = meta.curves;
 }
 
 // The training and test splits of a linear-probe stage, built once and shared by the probe of
@@ -457,9 +469,8 @@ json run_linear(Ctx& c, const StageSpec& s, const std::string& tag, const StateD
     at::Tensor loss =
         accel::cross_entropy_forward(at::linear(h, head["fc.weight"], head["fc.bias"]), lab, 0.0);
     loss.backward();
-    double l = loss.item<double>();
-    if (std::isfinite(l)) opt.step(lr);
-    return l;
+    opt.step(lr);  // a NaN/Inf loss stops the run at its read-back, before any checkpoint
+    return loss;
   };
   downstream_loop(c, s, tag, head, opt, train.size(), steps, 3000, step, evaluate, curves, evals);
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -558,9 +569,8 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
       loss = accel::cross_entropy_forward(logits, lab, s.label_smoothing);  // float32
     }
     loss.backward();
-    double l = loss.item<double>();
-    if (std::isfinite(l)) opt.step(lr);
-    return l;
+    opt.step(lr);  // a NaN/Inf loss stops the run at its read-back, before any checkpoint
+    return loss;
   };
   downstream_loop(c, s, tag, params, opt, N, steps, 6000, step, evaluate, curves, evals);
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -199,6 +199,14 @@ nan)
   [ $rc = 1 ] && grep -q "loss became NaN at epoch 1" "$T/nan.err" && ok "NaN stops the run (exit 1)" || bad "NaN run: exit $rc; $(tail -3 "$T/nan.err")"
   grep -q "last good checkpoint is kept" "$T/nan.err" && [ -e "$T/nan/seed0/stage0_pretrain.ckpt.npz" ] && ok "last good checkpoint kept" || bad "no checkpoint kept"
   [ -z "$(ls "$T/rnan" 2>/dev/null)" ] && ok "no result written for a failed run" || bad "a result was written"
+  # The same in a fine-tuning stage, whose losses are read back in groups of 16: the NaN of
+  # global step 40 (epoch 1) is named, the epoch-0 checkpoint is kept, no result is written.
+  P="$SRC/protocols/test/tiny_resume_finetune.json"
+  HACM_FAULT_NAN_DOWNSTREAM_STEP=40 "$REPRO" run "$P" --work "$T/nanft" --results "$T/rnanft" --no-progress >/dev/null 2>"$T/nanft.err"
+  rc=$?
+  [ $rc = 1 ] && grep -q "stage1_finetune: loss became NaN at epoch 1" "$T/nanft.err" && ok "NaN in fine-tuning stops the run (exit 1)" || bad "fine-tuning NaN run: exit $rc; $(tail -3 "$T/nanft.err")"
+  grep -q "last good checkpoint is kept: .*stage1_finetune.ckpt.npz" "$T/nanft.err" && [ -e "$T/nanft/seed0/stage1_finetune.ckpt.npz" ] && ok "fine-tuning checkpoint of epoch 0 kept" || bad "no fine-tuning checkpoint named / kept: $(tail -2 "$T/nanft.err")"
+  [ -z "$(ls "$T/rnanft" 2>/dev/null)" ] && ok "no result written for the failed fine-tuning" || bad "a result was written"
   ;;
 esac
 echo "$pass passed, $fail failed"
