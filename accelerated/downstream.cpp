@@ -15,13 +15,22 @@ static at::Tensor param(const StateDict& sd, const std::string& name) {
   return it->second;
 }
 
+static at::Tensor kept_index_tensor(const EncoderConfig& cfg, const at::Device& device) {
+  return at::tensor(cfg.idx_kept, at::TensorOptions().dtype(at::kLong)).to(device);
+}
+
+void encoder_place_indices(EncoderConfig& cfg, const at::Device& device) {
+  if (!cfg.idx_kept.empty()) cfg.kept_index = kept_index_tensor(cfg, device);
+}
+
 at::Tensor downstream_encoder_forward(const StateDict& sd, const EncoderConfig& cfg,
                                       const at::Tensor& x5) {
   const int64_t N = x5.size(0), T = x5.size(2), M = x5.size(4), NM = N * M;
   at::Tensor x = x5.permute({0, 4, 2, 3, 1}).reshape({NM, T, x5.size(3), 3});
   if (!cfg.idx_kept.empty())
-    x = x.index_select(
-        2, at::tensor(cfg.idx_kept, at::TensorOptions().dtype(at::kLong)).to(x.device()));
+    x = x.index_select(2, cfg.kept_index.defined() && cfg.kept_index.device() == x.device()
+                              ? cfg.kept_index
+                              : kept_index_tensor(cfg, x.device()));
   at::Tensor E = patch_embed_forward(x, param(sd, "joints_embed.proj.weight"),
                                      param(sd, "joints_embed.proj.bias"));
   E = E + param(sd, "pos_embed") + param(sd, "temp_embed");

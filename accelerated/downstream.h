@@ -15,7 +15,13 @@ struct EncoderConfig {
   bool hyperbolic = true;         // HA-CM maps tokens into the ball; MAMP does not
   std::vector<int64_t> idx_kept;  // empty = all 25 joints (MAMP)
   double drop_path = 0.0;         // fine-tuning: block i drops with rate drop_path*i/(depth-1)
+  // Device copy of idx_kept (int64), built from the vector when undefined or on another device:
+  // a host-to-device copy, which a CUDA graph capture forbids (encoder_place_indices).
+  at::Tensor kept_index;
 };
+
+// Fill cfg.kept_index on `device` (before capturing the encoder in a CUDA graph).
+void encoder_place_indices(EncoderConfig& cfg, const at::Device& device);
 
 // x5 [N, 3, T, 25, M] -> tokens [N, M, T/t_patch, V, d] after the final norm.
 at::Tensor downstream_encoder_forward(const StateDict& sd, const EncoderConfig& cfg,

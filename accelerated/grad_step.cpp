@@ -8,6 +8,7 @@
 
 #ifdef HACM_TORCH_CUDA
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAGeneratorImpl.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -85,9 +86,14 @@ void GradStep::capture(const std::vector<at::Tensor>& inputs) {
   {
     c10::cuda::CUDAStreamGuard guard(side);
     // Warm-up: cuBLAS workspaces and handles of this stream, lazily loaded kernels, autograd's
-    // first-use allocations; none of it may happen for the first time inside the capture.
+    // first-use allocations; none of it may happen for the first time inside the capture. The
+    // default CUDA generator is put back afterwards, so a forward that draws (dropout, drop
+    // path) draws in the first replay what the eager step would have drawn.
+    at::Generator gen = at::cuda::detail::getDefaultCUDAGenerator(side.device_index());
+    const at::Tensor rng_state = gen.get_state();
     for (int i = 0; i < 3; ++i) eager(graph_->inputs, /*cache=*/false);
     side.synchronize();
+    gen.set_state(rng_state);
     // The captured backward then allocates the gradients in the graph's private pool; every
     // replay rewrites them in place, and the optimiser reads them through .grad as usual.
     set_grads_to_none();

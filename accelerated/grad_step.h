@@ -9,9 +9,11 @@
 // are untouched, and gradients land in the parameters' .grad as in the eager path.
 //
 // Requirements on `forward` for capture (the eager path has none): no host<->device copies or
-// host reads of device values (e.g. index tensors built from std::vector: pass them in, see
-// hacm_place_indices), no random draws from torch generators (the uniforms come as inputs),
-// the same kernels on every call.
+// host reads of device values (e.g. index tensors built from std::vector: place them once, see
+// hacm_place_indices / encoder_place_indices), the same kernels on every call. Random draws from
+// torch's default CUDA generator (dropout, drop path) are allowed: a replay reads the generator's
+// seed and offset when it is launched, so reseeding before a step (as fine-tuning does) gives the
+// eager step's masks; the capture's warm-up leaves the generator as it found it.
 #pragma once
 #include <ATen/core/Tensor.h>
 

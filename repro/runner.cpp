@@ -81,7 +81,7 @@ struct Ctx {
   int threads = 1;
   bool device_data = false;  // clips resident on c.dev (accelerated/feeder.h)
   accel::Precision precision = accel::Precision::kFp32;
-  bool cuda_graphs = false;  // pretraining steps replayed as a CUDA graph (accelerated/grad_step.h)
+  bool cuda_graphs = false;  // pretraining / fine-tuning steps as CUDA graphs (accelerated/grad_step.h)
   uint64_t seed = 0;
   std::string seed_dir;
 };
@@ -547,6 +547,16 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
   std::vector<EvalResult> evals;
   accel::EncoderConfig train_cfg = ec;
   train_cfg.drop_path = s.drop_path;
+  accel::encoder_place_indices(train_cfg, c.dev);
+  // Forward + backward, eager or as one CUDA graph (cuda_graphs). Drop-path and dropout masks
+  // come from torch's generator, which each step reseeds: a graph replay reads the generator's
+  // seed and offset at launch, so it draws the eager step's masks.
+  accel::GradStep grad_step(
+      params, c.precision, c.cuda_graphs, [&](const std::vector<at::Tensor>& in) {
+        at::Tensor tok = accel::downstream_encoder_forward(params, train_cfg, in[0]);
+        at::Tensor logits = accel::finetune_head_forward(tok, params, "head.", true, s.dropout);
+        return accel::cross_entropy_forward(logits, in[1], s.label_smoothing);  // float32
+      });
   auto t0 = Clock::now();
   auto step = [&](int64_t e, int64_t it, const std::vector<int64_t>& order) {
     std::vector<int64_t> idx;
@@ -560,19 +570,15 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
     at::Tensor x5 = train.get(idx, step_seed, &lab);
     double lr = accel::cosine_lr(double(e) + double(it) / double(steps), s.lr, s.min_lr,
                                  s.warmup_epochs, double(s.epochs));
-    opt.zero_grad();
-    at::Tensor loss;
-    {
-      accel::Autocast autocast(c.precision, c.dev);
-      at::Tensor tok = accel::downstream_encoder_forward(params, train_cfg, x5);
-      at::Tensor logits = accel::finetune_head_forward(tok, params, "head.", true, s.dropout);
-      loss = accel::cross_entropy_forward(logits, lab, s.label_smoothing);  // float32
-    }
-    loss.backward();
+    at::Tensor loss = grad_step.run({x5, lab});  // gradients in params' .grad
     opt.step(lr);  // a NaN/Inf loss stops the run at its read-back, before any checkpoint
     return loss;
   };
   downstream_loop(c, s, tag, params, opt, N, steps, 6000, step, evaluate, curves, evals);
+  if (c.cuda_graphs) {  // requested on CUDA: say whether the steps really ran as a graph
+    extra["cuda_graph"] = grad_step.graphed();
+    if (!grad_step.capture_error().empty()) extra["cuda_graph_error"] = grad_step.capture_error();
+  }
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   extra["from"] = s.from;
   extra["batch_size"] = B;

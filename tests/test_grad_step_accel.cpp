@@ -10,12 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "accelerated/downstream.h"
 #include "accelerated/grad_step.h"
 #include "accelerated/hacm.h"
 #include "accelerated/mamp.h"
 #include "accelerated/precision.h"
 #include "accelerated/train.h"
 #include "core/model_init.h"
+#include "core/skeleton.h"
 #include "tests/accel_util.h"
 #include "tests/compare.h"
 
@@ -221,4 +223,62 @@ TEST(GradStep, CudaCaptureFailureFallsBackToEager) {
   EXPECT_CLOSE_NORMWISE("gradient after the fallback",
                         to_vec(m.params.at("blocks.0.attn.qkv.weight").grad()), to_vec(g), 1e-5);
   EXPECT_NO_THROW(bad.run(m.inputs(1)));  // still eager, still working
+}
+
+// Fine-tuning draws drop-path and dropout masks from torch's generator, reseeded every step: the
+// graph's replays must draw the eager step's masks (the replay reads the generator's seed and
+// offset at launch; the capture's warm-up leaves the generator as it found it).
+TEST(GradStep, CudaGraphFinetuneDrawsTheEagerMasks) {
+  REQUIRE_CUDA();
+  strict_fp32();
+  const at::Device dev(at::kCUDA);
+  auto run = [&](bool graph) {
+    ModelShape shape;
+    shape.dim = shape.decoder_dim = 32;
+    shape.depth = 2;
+    shape.frames = 12;
+    accel::StateDict params;
+    for (const auto& [k, a] : init_pretrain_params(shape, 5))
+      if (k.rfind("joints_embed.", 0) == 0 || k == "pos_embed" || k == "temp_embed" ||
+          k.rfind("blocks.", 0) == 0 || k.rfind("norm.", 0) == 0)
+        params[k] = accel::to_tensor(a, at::kFloat).to(dev).set_requires_grad(true);
+    const int64_t in = 18 * 32, hidden = 64, classes = 5;
+    auto opts = at::TensorOptions().device(dev);
+    params["head.fc1.weight"] =
+        accel::rng_uniform({hidden, in}, 7, dev, -0.05, 0.05).requires_grad_();
+    params["head.fc1.bias"] = at::zeros({hidden}, opts).requires_grad_();
+    params["head.bn.weight"] = at::ones({hidden}, opts).requires_grad_();
+    params["head.bn.bias"] = at::zeros({hidden}, opts).requires_grad_();
+    params["head.bn.running_mean"] = at::zeros({hidden}, opts);
+    params["head.bn.running_var"] = at::ones({hidden}, opts);
+    params["head.fc2.weight"] =
+        accel::rng_uniform({classes, hidden}, 8, dev, -0.1, 0.1).requires_grad_();
+    params["head.fc2.bias"] = at::zeros({classes}, opts).requires_grad_();
+    accel::EncoderConfig ec;
+    ec.dim = 32, ec.heads = 4, ec.depth = 2, ec.drop_path = 0.2;
+    ec.idx_kept.assign(hacm_kept_joints().begin(), hacm_kept_joints().end());
+    accel::encoder_place_indices(ec, dev);
+    accel::AdamW opt(params, accel::weight_decay_groups(params, 0.05), 0.9, 0.999);
+    accel::GradStep gs(params, accel::Precision::kFp32, graph, [&](const auto& x) {
+      at::Tensor tok = accel::downstream_encoder_forward(params, ec, x[0]);
+      return accel::cross_entropy_forward(
+          accel::finetune_head_forward(tok, params, "head.", true, 0.3), x[1], 0.1);
+    });
+    Trajectory t;
+    for (int k = 0; k < 8; ++k) {
+      at::manual_seed(1000 + k);  // as run_finetune: one seed per step
+      at::Tensor x5 = accel::rng_uniform({4, 3, 12, 25, 2}, 100 + uint64_t(k), dev, -1, 1);
+      at::Tensor lab = at::arange(4, at::TensorOptions().dtype(at::kLong).device(dev)) % classes;
+      t.loss.push_back(gs.run({x5, lab}).item<double>());
+      opt.step(1e-3);
+    }
+    t.graphed = gs.graphed();
+    t.params = to_vec(params.at("head.bn.running_mean"));  // BN statistics updated in the graph
+    return t;
+  };
+  Trajectory g = run(true), e = run(false);
+  EXPECT_TRUE(g.graphed) << "the capture failed and GradStep fell back to eager";
+  // Same masks, same kernels: float32 rounding only (atomic-add order), bound 1e-5.
+  EXPECT_CLOSE("fine-tuning losses", g.loss, e.loss, 0.0, 1e-5);
+  EXPECT_CLOSE_NORMWISE("BN running mean", g.params, e.params, 1e-5);
 }
