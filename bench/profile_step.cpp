@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Profile one HA-CM pretraining step kernel by kernel"};
   int64_t clips = 64, steps = 5, top = 30;
   std::string mode = "fp32", variant = "released", out = "out/profile";
-  bool graph = false, small = false, no_trace = false;
+  bool graph = false, small = false, no_trace = false, flush_denormal = false;
   app.add_option("--clips", clips, "batch size in clips (2 persons each)")
       ->check(CLI::Range(1, 4096));
   app.add_option("--mode", mode, "fp32 | tf32 | bf16")
@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps, "profiled steps (after 3 warm-up steps)")
       ->check(CLI::Range(1, 100));
   app.add_option("--top", top, "rows of the table")->check(CLI::Range(1, 1000));
+  app.add_flag("--flush-denormal", flush_denormal,
+               "CPU: treat denormal floats as zero (at::globalContext().setFlushDenormal)");
   app.add_flag("--no-trace", no_trace, "write only profile.md (traces of big steps take MBs)");
   app.add_option("--out", out, "directory for profile.md and trace.json");
   CLI11_PARSE(app, argc, argv);
@@ -80,6 +82,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "--graph needs a CUDA device\n");
     return 2;
   }
+  if (flush_denormal && !at::globalContext().setFlushDenormal(true))
+    std::fprintf(stderr, "--flush-denormal: not supported on this CPU\n");
   const accel::Precision prec = accel::parse_precision(mode);
   accel::set_matmul_precision(prec);
   Setup s = make_setup(clips, variant, dev, small);
