@@ -18,6 +18,18 @@ expect() {
   ok "$* -> exit $code"
 }
 
+# interrupt <file> <seconds> <stderr file> -- command...: run the command in the background, send
+# SIGTERM <seconds> after <file> appears, and return the command's exit code.
+interrupt() {
+  local file="$1" extra="$2" err="$3"; shift 4
+  "$@" >/dev/null 2>"$err" &
+  local pid=$!
+  for _ in $(seq 1 900); do [ -e "$file" ] && break; sleep 0.1; done
+  sleep "$extra"
+  kill -TERM $pid
+  wait $pid
+}
+
 case "$MODE" in
 errors)
   expect 0 "" -- "$REPRO" --help
@@ -86,12 +98,8 @@ resume)
   P="$SRC/protocols/test/tiny_resume.json"
   "$REPRO" run "$P" --work "$T/full" --results "$T/rfull" --no-progress >/dev/null 2>"$T/full.err" || bad "uninterrupted run failed: $(tail -3 "$T/full.err")"
   # Interrupt with SIGTERM once the first checkpoint exists, then resume with the same command.
-  "$REPRO" run "$P" --work "$T/cut" --results "$T/rcut" --no-progress >/dev/null 2>"$T/cut1.err" &
-  pid=$!
-  for _ in $(seq 1 600); do [ -e "$T/cut/seed0/stage0_pretrain.ckpt.npz" ] && break; sleep 0.1; done
-  sleep 0.3
-  kill -TERM $pid
-  wait $pid; rc=$?
+  interrupt "$T/cut/seed0/stage0_pretrain.ckpt.npz" 0.3 "$T/cut1.err" -- "$REPRO" run "$P" --work "$T/cut" --results "$T/rcut" --no-progress
+  rc=$?
   [ $rc = 1 ] && grep -q "stopped by signal" "$T/cut1.err" && ok "SIGTERM: exit 1 with checkpoint" || bad "SIGTERM run: exit $rc; $(tail -3 "$T/cut1.err")"
   "$REPRO" run "$P" --work "$T/cut" --results "$T/rcut" --no-progress >/dev/null 2>"$T/cut2.err" || bad "resume failed: $(tail -3 "$T/cut2.err")"
   grep -q "resuming from" "$T/cut2.err" && ok "resumed from the checkpoint" || bad "did not resume"
@@ -131,12 +139,8 @@ resume_finetune)
   # A downstream stage stopped by SIGTERM resumes at the same step and ends with the same result.
   P="$SRC/protocols/test/tiny_resume_finetune.json"
   "$REPRO" run "$P" --work "$T/full" --results "$T/rfull" --no-progress >/dev/null 2>"$T/full.err" || bad "uninterrupted run failed: $(tail -3 "$T/full.err")"
-  "$REPRO" run "$P" --work "$T/cut" --results "$T/rcut" --no-progress >/dev/null 2>"$T/cut1.err" &
-  pid=$!
-  for _ in $(seq 1 900); do [ -e "$T/cut/seed0/stage1_finetune.ckpt.npz" ] && break; sleep 0.1; done
-  sleep 0.5
-  kill -TERM $pid
-  wait $pid; rc=$?
+  interrupt "$T/cut/seed0/stage1_finetune.ckpt.npz" 0.5 "$T/cut1.err" -- "$REPRO" run "$P" --work "$T/cut" --results "$T/rcut" --no-progress
+  rc=$?
   [ $rc = 1 ] && grep -q "stopped by signal" "$T/cut1.err" && ok "SIGTERM during fine-tuning: exit 1 with checkpoint" || bad "SIGTERM run: exit $rc; $(tail -3 "$T/cut1.err")"
   "$REPRO" run "$P" --work "$T/cut" --results "$T/rcut" --no-progress >/dev/null 2>"$T/cut2.err" || bad "resume failed: $(tail -3 "$T/cut2.err")"
   grep -q "stage1_finetune\] resuming from" "$T/cut2.err" && ok "fine-tuning resumed from its checkpoint" || bad "fine-tuning did not resume: $(cat "$T/cut2.err" | head -5)"
