@@ -17,6 +17,7 @@
 #include "tests/compare.h"
 #include "tests/diff_hacm_case.h"
 #include "tests/diff_util.h"
+#include "tests/fixtures.h"
 
 using namespace hacm;
 using namespace hacm::test;
@@ -81,13 +82,7 @@ TEST(DifferentialModel, CorrectedLossAndGradients) {
 }
 
 TEST(DifferentialModel, MampLossAndGradients) {
-  ModelShape s;
-  s.dim = s.decoder_dim = 32;
-  s.depth = s.decoder_depth = 1;
-  s.frames = 16;
-  s.joints = 25;
-  s.t_patch = 4;
-  s.hacm = false;
+  const ModelShape s = small_mamp_shape();
   ref::MampConfig rc;
   rc.heads = 4;
   auto w = ref::MampWeights<double>::load(

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/model_init.h"
 
 namespace hacm::test {
 
@@ -54,6 +55,19 @@ inline void write_file(const std::string& path, const std::string& bytes) {
 
 // A scratch directory unique to this test process, removed when the process exits (set
 // HACM_KEEP_SCRATCH=1 to keep it).
+// The small MAMP of the model tests: width 32, depth 1 / decoder 1, 16 frames, t_patch 4, 25
+// joints.
+inline ModelShape small_mamp_shape() {
+  ModelShape s;
+  s.dim = s.decoder_dim = 32;
+  s.depth = s.decoder_depth = 1;
+  s.frames = 16;
+  s.joints = 25;
+  s.t_patch = 4;
+  s.hacm = false;
+  return s;
+}
+
 std::string scratch_dir(const std::string& tag);
 // The same, not created (for outputs whose absence a test checks).
 std::string scratch_path(const std::string& tag);

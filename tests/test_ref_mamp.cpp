@@ -6,18 +6,13 @@
 #include "reference/gradcheck.h"
 #include "reference/mamp.h"
 #include "tests/compare.h"
+#include "tests/fixtures.h"
 
 using namespace hacm;
 using hacm::ref::Tensor;
 
 TEST(ReferenceMamp, BackwardMatchesFiniteDifferences) {
-  ModelShape s;
-  s.dim = s.decoder_dim = 32;
-  s.depth = s.decoder_depth = 1;
-  s.frames = 16;
-  s.joints = 25;
-  s.t_patch = 4;
-  s.hacm = false;
+  const ModelShape s = test::small_mamp_shape();
   ref::MampConfig cfg;
   cfg.heads = 4;
   auto w = ref::MampWeights<double>::load(
