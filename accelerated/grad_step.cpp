@@ -1,10 +1,12 @@
 #include "accelerated/grad_step.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cstdio>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #ifdef HACM_TORCH_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -89,9 +91,18 @@ void GradStep::capture(const std::vector<at::Tensor>& inputs) {
     // first-use allocations; none of it may happen for the first time inside the capture. The
     // default CUDA generator is put back afterwards, so a forward that draws (dropout, drop
     // path) draws in the first replay what the eager step would have drawn.
+    // The same for state the forward updates in place: BatchNorm's running statistics (the
+    // parameters without gradient) get the step's one update, not three more.
     at::Generator gen = at::cuda::detail::getDefaultCUDAGenerator(side.device_index());
     const at::Tensor rng_state = gen.get_state();
+    std::vector<std::pair<at::Tensor, at::Tensor>> buffers;  // (tensor, copy before warm-up)
+    for (auto& [name, p] : params_)
+      if (!p.requires_grad()) buffers.emplace_back(p, p.detach().clone());
     for (int i = 0; i < 3; ++i) eager(graph_->inputs, /*cache=*/false);
+    {
+      at::NoGradGuard no_grad;
+      for (auto& [p, copy] : buffers) p.copy_(copy);
+    }
     side.synchronize();
     gen.set_state(rng_state);
     // The captured backward then allocates the gradients in the graph's private pool; every

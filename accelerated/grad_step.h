@@ -13,7 +13,8 @@
 // hacm_place_indices / encoder_place_indices), the same kernels on every call. Random draws from
 // torch's default CUDA generator (dropout, drop path) are allowed: a replay reads the generator's
 // seed and offset when it is launched, so reseeding before a step (as fine-tuning does) gives the
-// eager step's masks; the capture's warm-up leaves the generator as it found it.
+// eager step's masks. The capture's warm-up leaves the generator and the parameters without
+// gradient (BatchNorm running statistics, updated in place) as it found them.
 #pragma once
 #include <ATen/core/Tensor.h>
 
