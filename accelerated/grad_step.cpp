@@ -88,23 +88,30 @@ void GradStep::capture(const std::vector<at::Tensor>& inputs) {
   {
     c10::cuda::CUDAStreamGuard guard(side);
     // Warm-up: cuBLAS workspaces and handles of this stream, lazily loaded kernels, autograd's
-    // first-use allocations; none of it may happen for the first time inside the capture. The
-    // default CUDA generator is put back afterwards, so a forward that draws (dropout, drop
-    // path) draws in the first replay what the eager step would have drawn.
-    // The same for state the forward updates in place: BatchNorm's running statistics (the
-    // parameters without gradient) get the step's one update, not three more.
+    // first-use allocations; none of it may happen for the first time inside the capture.
+    // Afterwards the warm-up's side effects are undone, so that the first replay computes what
+    // the eager step would have: the default CUDA generator is put back (a forward that draws
+    // dropout / drop-path masks draws the same ones), and so are the parameters without gradient
+    // (BatchNorm running statistics, which a training forward updates in place).
     at::Generator gen = at::cuda::detail::getDefaultCUDAGenerator(side.device_index());
     const at::Tensor rng_state = gen.get_state();
     std::vector<std::pair<at::Tensor, at::Tensor>> buffers;  // (tensor, copy before warm-up)
     for (auto& [name, p] : params_)
       if (!p.requires_grad()) buffers.emplace_back(p, p.detach().clone());
-    for (int i = 0; i < 3; ++i) eager(graph_->inputs, /*cache=*/false);
-    {
+    auto undo_warm_up = [&] {
+      side.synchronize();
       at::NoGradGuard no_grad;
       for (auto& [p, copy] : buffers) p.copy_(copy);
+      side.synchronize();
+      gen.set_state(rng_state);
+    };
+    try {
+      for (int i = 0; i < 3; ++i) eager(graph_->inputs, /*cache=*/false);
+    } catch (...) {
+      undo_warm_up();
+      throw;
     }
-    side.synchronize();
-    gen.set_state(rng_state);
+    undo_warm_up();
     // The captured backward then allocates the gradients in the graph's private pool; every
     // replay rewrites them in place, and the optimiser reads them through .grad as usual.
     set_grads_to_none();
