@@ -36,6 +36,7 @@ Autocast::Autocast(Precision p, c10::Device device, bool cache)
   if (!on_) return;
   prev_enabled_ = at::autocast::is_autocast_enabled(type_);
   prev_cache_ = at::autocast::is_autocast_cache_enabled();
+  prev_dtype_ = at::autocast::get_autocast_dtype(type_);
   at::autocast::set_autocast_enabled(type_, true);
   at::autocast::set_autocast_dtype(type_, at::kBFloat16);
   at::autocast::set_autocast_cache_enabled(cache);
@@ -44,6 +45,7 @@ Autocast::Autocast(Precision p, c10::Device device, bool cache)
 Autocast::~Autocast() {
   if (!on_) return;
   at::autocast::set_autocast_enabled(type_, prev_enabled_);
+  at::autocast::set_autocast_dtype(type_, prev_dtype_);
   at::autocast::set_autocast_cache_enabled(prev_cache_);
   if (!prev_enabled_) at::autocast::clear_cache();
 }

@@ -5,6 +5,7 @@
 //         gradients and the optimiser stay float32 (fp32 master weights).
 #pragma once
 #include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
 
 #include <string>
 
@@ -33,6 +34,7 @@ class Autocast {
  private:
   bool on_ = false, prev_enabled_ = false, prev_cache_ = true;
   c10::DeviceType type_;
+  c10::ScalarType prev_dtype_ = c10::ScalarType::Float;
 };
 
 }  // namespace hacm::accel
