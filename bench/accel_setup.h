@@ -18,6 +18,7 @@
 #include "accelerated/hacm.h"
 #include "accelerated/precision.h"
 #include "accelerated/tensor_io.h"
+#include "accelerated/train.h"
 #include "core/model_init.h"
 #include "core/npz.h"
 #include "core/provenance.h"
@@ -65,6 +66,53 @@ inline Setup make_setup(int64_t clips, const std::string& variant, at::Device de
   s.Ut = accel::rng_uniform({clips * 2, 216}, 12, dev);
   s.Us = accel::rng_uniform({clips * 2, 216}, 13, dev);
   return s;
+}
+
+// The downstream encoder's parameters of the paper's model (width 256, depth 8), seeded.
+inline accel::StateDict encoder_state(at::Device dev, bool trainable) {
+  accel::StateDict sd;
+  for (auto& [k, a] : init_pretrain_params(ModelShape{}, 7))
+    if (k.rfind("joints_embed.", 0) == 0 || k == "pos_embed" || k == "temp_embed" ||
+        k.rfind("blocks.", 0) == 0 || k.rfind("norm.", 0) == 0)
+      sd[k] = accel::to_tensor(a, at::kFloat).to(dev).requires_grad_(trainable);
+  return sd;
+}
+
+// The authors' fine-tuning model: the encoder above (drop path 0.3) + head (dropout 0.3, fc
+// 4608 -> 2048 -> BN -> ReLU -> fc 60), label smoothing 0.1; seeded inputs x5 [clips, 3, 72, 25,
+// 2] and labels [clips].
+struct FinetuneSetup {
+  accel::StateDict params;
+  accel::EncoderConfig ec;
+  at::Tensor x5, labels;
+  at::Tensor loss(const std::vector<at::Tensor>& x) {  // x = {x5, labels}
+    at::Tensor tok = accel::downstream_encoder_forward(params, ec, x[0]);
+    return accel::cross_entropy_forward(
+        accel::finetune_head_forward(tok, params, "head.", true, 0.3), x[1], 0.1);
+  }
+};
+
+inline FinetuneSetup make_finetune_setup(int64_t clips, at::Device dev) {
+  FinetuneSetup f;
+  f.params = encoder_state(dev, /*trainable=*/true);
+  const int64_t in = 18 * 256, hidden = 2048, classes = 60;
+  auto opts = at::TensorOptions().device(dev);
+  auto& p = f.params;
+  p["head.fc1.weight"] = accel::rng_uniform({hidden, in}, 21, dev, -0.03, 0.03).requires_grad_();
+  p["head.fc1.bias"] = at::zeros({hidden}, opts).requires_grad_();
+  p["head.bn.weight"] = at::ones({hidden}, opts).requires_grad_();
+  p["head.bn.bias"] = at::zeros({hidden}, opts).requires_grad_();
+  p["head.bn.running_mean"] = at::zeros({hidden}, opts);
+  p["head.bn.running_var"] = at::ones({hidden}, opts);
+  p["head.fc2.weight"] =
+      accel::rng_uniform({classes, hidden}, 22, dev, -0.05, 0.05).requires_grad_();
+  p["head.fc2.bias"] = at::zeros({classes}, opts).requires_grad_();
+  f.ec.idx_kept.assign(hacm_kept_joints().begin(), hacm_kept_joints().end());
+  f.ec.drop_path = 0.3;
+  accel::encoder_place_indices(f.ec, dev);
+  f.x5 = accel::rng_uniform({clips, 3, 72, 25, 2}, 11, dev, -1.0, 1.0);
+  f.labels = at::arange(clips, at::TensorOptions().dtype(at::kLong).device(dev)).remainder(classes);
+  return f;
 }
 
 // The golden directory (HACM_GOLDEN_DIR, else ../shared/golden); empty with a message when

@@ -7,7 +7,8 @@
 //   * the kernels (CUDA) or operators (CPU; inclusive times, nested operators overlap) with the
 //     most time, their calls and share;
 // and writes the table (profile.md) and a Chrome trace (trace.json, for Perfetto) to --out.
-//   profile_step [--clips 64] [--mode fp32|tf32|bf16] [--variant released|corrected]
+//   profile_step [--what pretrain|finetune|features] [--clips 64] [--mode fp32|tf32|bf16]
+//                [--variant released|corrected]
 //                [--graph] [--small] [--steps 5] [--top 30] [--no-trace] [--out DIR]
 #include <ATen/ATen.h>
 #include <kineto/ActivityType.h>
@@ -19,6 +20,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -55,10 +57,14 @@ void sync(const at::Device& dev) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Profile one HA-CM pretraining step kernel by kernel"};
+  CLI::App app{"Profile a training step (or the feature extraction) kernel by kernel"};
   int64_t clips = 64, steps = 5, top = 30;
-  std::string mode = "fp32", variant = "released", out = "out/profile";
+  std::string what = "pretrain", mode = "fp32", variant = "released", out = "out/profile";
   bool graph = false, small = false, no_trace = false, flush_denormal = false;
+  app.add_option("--what", what,
+                 "pretrain (HA-CM step) | finetune (the authors' fine-tuning step) | features "
+                 "(linear-probe features, no gradient)")
+      ->check(CLI::IsMember({"pretrain", "finetune", "features"}));
   app.add_option("--clips", clips, "batch size in clips (2 persons each)")
       ->check(CLI::Range(1, 4096));
   app.add_option("--mode", mode, "fp32 | tf32 | bf16")
@@ -66,7 +72,7 @@ int main(int argc, char** argv) {
   app.add_option("--variant", variant, "released | corrected")
       ->check(CLI::IsMember({"released", "corrected"}));
   app.add_flag("--graph", graph, "forward + backward as one CUDA graph (accel::GradStep)");
-  app.add_flag("--small", small, "the small model (width 64, depth 2 / decoder 1)");
+  app.add_flag("--small", small, "pretrain: the small model (width 64, depth 2 / decoder 1)");
   app.add_option("--steps", steps, "profiled steps (after 3 warm-up steps)")
       ->check(CLI::Range(1, 100));
   app.add_option("--top", top, "rows of the table")->check(CLI::Range(1, 1000));
@@ -78,24 +84,62 @@ int main(int argc, char** argv) {
 
   if (!validate_golden_loss()) return 1;  // profiling a wrong forward is not worth reading
   const at::Device dev = bench_device();
-  if (graph && !dev.is_cuda()) {
-    std::fprintf(stderr, "--graph needs a CUDA device\n");
+  if (graph && (!dev.is_cuda() || what == "features")) {
+    std::fprintf(stderr, "--graph needs a CUDA device and a training step\n");
     return 2;
   }
   if (flush_denormal && !at::globalContext().setFlushDenormal(true))
     std::fprintf(stderr, "--flush-denormal: not supported on this CPU\n");
   const accel::Precision prec = accel::parse_precision(mode);
   accel::set_matmul_precision(prec);
-  Setup s = make_setup(clips, variant, dev, small);
-  accel::AdamW opt(s.sd, accel::weight_decay_groups(s.sd, 0.05), 0.9, 0.95);
-  accel::GradStep grad_step(s.sd, prec, graph, [&](const std::vector<at::Tensor>& in) {
-    return accel::hacm_forward(s.sd, s.cfg, in[0], in[1], in[2]).loss;
-  });
-  auto step = [&] {
-    at::Tensor loss = grad_step.run({s.x5, s.Ut, s.Us});
-    opt.step(1e-3);
-    return loss;
-  };
+  // The step to profile; its model, optimiser and inputs live as long as main().
+  Setup s;
+  FinetuneSetup f;
+  accel::StateDict enc;
+  std::unique_ptr<accel::AdamW> opt;
+  std::unique_ptr<accel::GradStep> grad_step;
+  std::function<at::Tensor()> step;
+  std::string label;
+  if (what == "pretrain") {
+    s = make_setup(clips, variant, dev, small);
+    opt = std::make_unique<accel::AdamW>(s.sd, accel::weight_decay_groups(s.sd, 0.05), 0.9, 0.95);
+    grad_step = std::make_unique<accel::GradStep>(
+        s.sd, prec, graph, [&](const std::vector<at::Tensor>& in) {
+          return accel::hacm_forward(s.sd, s.cfg, in[0], in[1], in[2]).loss;
+        });
+    step = [&] {
+      at::Tensor loss = grad_step->run({s.x5, s.Ut, s.Us});
+      opt->step(1e-3);
+      return loss;
+    };
+    label = "HA-CM " + variant + " pretraining step, " +
+            (small ? "small model (64/2/1)" : "full model (256/8/3)");
+  } else if (what == "finetune") {
+    f = make_finetune_setup(clips, dev);
+    opt = std::make_unique<accel::AdamW>(
+        f.params, accel::layer_decay_groups(f.params, 0.05, 0.8, 8), 0.9, 0.999);
+    grad_step = std::make_unique<accel::GradStep>(
+        f.params, prec, graph, [&](const std::vector<at::Tensor>& in) { return f.loss(in); });
+    step = [&, k = int64_t(0)]() mutable {
+      at::manual_seed(k++);  // as the runner: torch's generator reseeded every step
+      at::Tensor loss = grad_step->run({f.x5, f.labels});
+      opt->step(1e-4);
+      return loss;
+    };
+    label = "fine-tuning step (authors' recipe), full encoder (256/8) + head";
+  } else {
+    enc = encoder_state(dev, /*trainable=*/false);
+    f.ec.idx_kept.assign(hacm_kept_joints().begin(), hacm_kept_joints().end());
+    accel::encoder_place_indices(f.ec, dev);
+    f.x5 = accel::rng_uniform({clips, 3, 72, 25, 2}, 11, dev, -1.0, 1.0);
+    step = [&] {
+      at::NoGradGuard no_grad;
+      accel::Autocast autocast(prec, dev);
+      return accel::linprobe_features_forward(accel::downstream_encoder_forward(enc, f.ec, f.x5))
+          .sum();
+    };
+    label = "linear-probe features (no gradient), full encoder (256/8)";
+  }
   for (int i = 0; i < 3; ++i) step();  // warm-up (and the graph capture)
   sync(dev);
 
@@ -137,12 +181,11 @@ int main(int argc, char** argv) {
 
   char head[512];
   std::snprintf(head, sizeof head,
-                "HA-CM %s step, %s, %lld clips x 2 persons, %s%s, %s, %lld profiled steps\n\n"
+                "%s, %s, %lld clips x 2 persons, %s%s, %lld profiled steps\n\n"
                 "wall %.3f ms per step (under the profiler); %s %.3f ms per step; "
                 "launch calls per step: %.0f\n",
-                variant.c_str(), dev.is_cuda() ? "cuda" : "cpu", (long long)clips, mode.c_str(),
-                graph ? ", CUDA graph" : "",
-                small ? "small model (64/2/1)" : "full model (256/8/3)", (long long)steps, wall_ms,
+                label.c_str(), dev.is_cuda() ? "cuda" : "cpu", (long long)clips, mode.c_str(),
+                graph ? ", CUDA graph" : "", (long long)steps, wall_ms,
                 dev.is_cuda() ? "summed GPU kernel time" : "summed operator time (inclusive)",
                 total_ns / 1e6 / double(steps), double(launches) / double(steps));
   std::string md = "# Profile: " + std::string(head);
