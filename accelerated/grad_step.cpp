@@ -39,8 +39,10 @@ GradStep::GradStep(StateDict& params, Precision precision, bool cuda_graph, Forw
 GradStep::~GradStep() = default;
 
 at::Tensor GradStep::eager(const std::vector<at::Tensor>& inputs, bool cache) {
-  for (auto& [name, p] : params_)
-    if (p.grad().defined()) p.mutable_grad().zero_();
+  // Gradients set to none rather than zeroed (torch's zero_grad default): backward then hands
+  // each parameter its gradient instead of adding it to zeros, ~2 kernels per parameter fewer.
+  // The values are the same (0 + g = g; only a -0 would become +0, which AdamW cannot see).
+  set_grads_to_none();
   at::Tensor loss;
   {
     Autocast autocast(precision_, inputs.front().device(), cache);

@@ -39,7 +39,7 @@ class GradStep {
   GradStep(StateDict& params, Precision precision, bool cuda_graph, Forward forward);
   ~GradStep();
 
-  // Gradients of forward(inputs) into params' .grad (overwritten, not accumulated); returns the
+  // Gradients of forward(inputs) into params' .grad (replaced, not accumulated); returns the
   // loss as a new tensor on the inputs' device (safe to keep across steps). In graph mode the
   // inputs must keep the shapes, dtypes and device of the first call.
   at::Tensor run(const std::vector<at::Tensor>& inputs);

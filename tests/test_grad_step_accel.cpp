@@ -121,7 +121,7 @@ TEST(GradStep, EagerEqualsPlainAutograd) {
       const std::string tag = std::string(model) + " " + dev_name(dev);
       Trajectory a = train(model, dev, accel::Precision::kFp32, false, 4);
       Trajectory b = train(model, dev, accel::Precision::kFp32, false, 4, /*plain=*/true);
-      // The same operations in the same order on the same inputs (gradients zeroed, not
+      // The same arithmetic on the same inputs (gradients replaced, not
       // accumulated, between steps): identical on the CPU. On CUDA the backward's atomic adds
       // (gather / index_select) may sum in another order: float32 rounding, bound 1e-5.
       const double tol = dev.is_cuda() ? 1e-5 : 0.0;
