@@ -407,6 +407,7 @@ json run_linear(Ctx& c, const StageSpec& s, const std::string& tag, const StateD
   StateDict enc = encoder_params(c, pretrained, mix(c.seed, 77));
   for (auto& [k, v] : enc) v.set_requires_grad(false);
   accel::EncoderConfig ec = encoder_config(m);
+  accel::encoder_place_indices(ec, c.dev);  // once, not a host copy per batch
   const int64_t C = train.num_classes(), d = m.dim;
   // Head: BatchNorm1d(d, affine=False, eps 1e-6) + fc with trunc-normal(0.01) weight, zero bias.
   StateDict head;
@@ -501,6 +502,7 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
       encoder_params(c, s.from == "pretrain" ? pretrained : nullptr, mix(c.seed, 99));
   for (auto& [k, v] : params) v.set_requires_grad(true);
   accel::EncoderConfig ec = encoder_config(m);
+  accel::encoder_place_indices(ec, c.dev);  // once, not a host copy per batch
   const int64_t C = train.num_classes(),
                 V = ec.idx_kept.empty() ? kNtuJoints : int64_t(ec.idx_kept.size());
   const int64_t in = V * m.dim, hidden = 2048;
@@ -547,7 +549,6 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
   std::vector<EvalResult> evals;
   accel::EncoderConfig train_cfg = ec;
   train_cfg.drop_path = s.drop_path;
-  accel::encoder_place_indices(train_cfg, c.dev);
   // Forward + backward, eager or as one CUDA graph (cuda_graphs). Drop-path and dropout masks
   // come from torch's generator, which each step reseeds: a graph replay reads the generator's
   // seed and offset at launch, so it draws the eager step's masks.
