@@ -80,9 +80,8 @@ void AdamW<T>::step(std::vector<ParamRef<T>>& ps, double lr) {
 
 template <class T>
 void SgdMomentum<T>::step(std::vector<ParamRef<T>>& ps, double lr) {
-  const bool first = buf_.empty();
-  if (first)
-    for (const auto& p : ps) buf_.emplace_back(p.p->data.size(), T(0));
+  const bool first = t_ == 0;
+  if (buf_.empty()) init_state(ps);
   for (size_t k = 0; k < ps.size(); ++k) {
     ParamRef<T>& p = ps[k];
     std::vector<T>& b = buf_[k];
@@ -92,6 +91,7 @@ void SgdMomentum<T>::step(std::vector<ParamRef<T>>& ps, double lr) {
       p.p->data[i] -= T(lr * p.lr_scale) * b[i];
     }
   }
+  ++t_;
 }
 
 #define HACM_INSTANTIATE(T)                                                             \

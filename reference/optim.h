@@ -78,9 +78,22 @@ class SgdMomentum {
  public:
   explicit SgdMomentum(double momentum = 0.9) : mu_(momentum) {}
   void step(std::vector<ParamRef<T>>& params, double lr);
+  int64_t steps() const { return t_; }
+
+  // State for checkpoints: the momentum buffer per parameter, in the order of the ParamRef list
+  // passed to step(); the first step (steps() == 0) starts the buffer at the gradient, as torch.
+  // init_state() allocates zero buffers so a checkpoint can be loaded before the first step.
+  void init_state(const std::vector<ParamRef<T>>& params) {
+    buf_.clear();
+    for (const auto& p : params) buf_.emplace_back(p.p->data.size(), T(0));
+  }
+  std::vector<std::vector<T>>& momentum_buffer() { return buf_; }
+  const std::vector<std::vector<T>>& momentum_buffer() const { return buf_; }
+  void set_steps(int64_t t) { t_ = t; }
 
  private:
   double mu_;
+  int64_t t_ = 0;
   std::vector<std::vector<T>> buf_;
 };
 

@@ -72,17 +72,40 @@ Tensor<float> uniforms(int64_t rows, int64_t cols, uint64_t seed) {
   return t;
 }
 
-// ---------------------------------------------------------------------------------------------
-// ref::AdamW bound to its parameter list, with npz save/load of its state keyed by parameter
-// name (the same keys as accel::AdamW::save, so checkpoints move between backends).
-class CheckpointedAdamW {
+// Optimisers whose state goes into the checkpoints, in the accelerated backend's format
+// (optim.<kind>.<name>, optim.step).
+struct CheckpointedOptimizer {
+  virtual ~CheckpointedOptimizer() = default;
+  virtual void save(std::map<std::string, NdArray>& out, const std::string& prefix) const = 0;
+  virtual void load(const std::map<std::string, NdArray>& in, const std::string& prefix,
+                    const std::string& file) = 0;
+};
+
+// One per-parameter state array of a checkpoint into `dst` (same size), or InputError.
+void read_state(const std::map<std::string, NdArray>& in, const std::string& key,
+                std::vector<float>& dst, const std::string& file) {
+  auto it = in.find(key);
+  if (it == in.end() || it->second.numel() != int64_t(dst.size()))
+    throw InputError(file + ": checkpoint lacks " + key + " (or its size differs)");
+  for (size_t i = 0; i < dst.size(); ++i) dst[i] = float(it->second.at_f64(int64_t(i)));
+}
+
+int64_t read_step(const std::map<std::string, NdArray>& in, const std::string& key,
+                  const std::string& file) {
+  auto it = in.find(key);
+  if (it == in.end()) throw InputError(file + ": checkpoint lacks " + key);
+  return it->second.at_i64(0);
+}
+
+// AdamW: optim.exp_avg.<name>, optim.exp_avg_sq.<name>, optim.step.
+class CheckpointedAdamW : public CheckpointedOptimizer {
  public:
   CheckpointedAdamW(std::vector<ref::ParamRef<float>> refs, double b1, double b2, double eps = 1e-8)
       : refs_(std::move(refs)), adam_(b1, b2, eps) {
     adam_.init_state(refs_);
   }
   void step(double lr) { adam_.step(refs_, lr); }
-  void save(std::map<std::string, NdArray>& out, const std::string& prefix) const {
+  void save(std::map<std::string, NdArray>& out, const std::string& prefix) const override {
     for (size_t k = 0; k < refs_.size(); ++k) {
       const auto& shape = refs_[k].p->shape;
       out[prefix + "exp_avg." + refs_[k].name] =
@@ -94,25 +117,44 @@ class CheckpointedAdamW {
     out[prefix + "step"] = NdArray::from<int64_t>({}, &t);
   }
   void load(const std::map<std::string, NdArray>& in, const std::string& prefix,
-            const std::string& file) {
-    auto get = [&](const std::string& key, std::vector<float>& dst) {
-      auto it = in.find(key);
-      if (it == in.end() || it->second.numel() != int64_t(dst.size()))
-        throw InputError(file + ": checkpoint lacks " + key + " (or its size differs)");
-      for (size_t i = 0; i < dst.size(); ++i) dst[i] = float(it->second.at_f64(int64_t(i)));
-    };
+            const std::string& file) override {
     for (size_t k = 0; k < refs_.size(); ++k) {
-      get(prefix + "exp_avg." + refs_[k].name, adam_.exp_avg()[k]);
-      get(prefix + "exp_avg_sq." + refs_[k].name, adam_.exp_avg_sq()[k]);
+      read_state(in, prefix + "exp_avg." + refs_[k].name, adam_.exp_avg()[k], file);
+      read_state(in, prefix + "exp_avg_sq." + refs_[k].name, adam_.exp_avg_sq()[k], file);
     }
-    auto it = in.find(prefix + "step");
-    if (it == in.end()) throw InputError(file + ": checkpoint lacks " + prefix + "step");
-    adam_.set_steps(it->second.at_i64(0));
+    adam_.set_steps(read_step(in, prefix + "step", file));
   }
 
  private:
   std::vector<ref::ParamRef<float>> refs_;
   ref::AdamW<float> adam_;
+};
+
+// SGD with momentum: optim.momentum_buffer.<name>, optim.step.
+class CheckpointedSgd : public CheckpointedOptimizer {
+ public:
+  CheckpointedSgd(std::vector<ref::ParamRef<float>> refs, double momentum)
+      : refs_(std::move(refs)), sgd_(momentum) {
+    sgd_.init_state(refs_);
+  }
+  void step(double lr) { sgd_.step(refs_, lr); }
+  void save(std::map<std::string, NdArray>& out, const std::string& prefix) const override {
+    for (size_t k = 0; k < refs_.size(); ++k)
+      out[prefix + "momentum_buffer." + refs_[k].name] =
+          NdArray::from<float>(refs_[k].p->shape, sgd_.momentum_buffer()[k].data());
+    int64_t t = sgd_.steps();
+    out[prefix + "step"] = NdArray::from<int64_t>({}, &t);
+  }
+  void load(const std::map<std::string, NdArray>& in, const std::string& prefix,
+            const std::string& file) override {
+    for (size_t k = 0; k < refs_.size(); ++k)
+      read_state(in, prefix + "momentum_buffer." + refs_[k].name, sgd_.momentum_buffer()[k], file);
+    sgd_.set_steps(read_step(in, prefix + "step", file));
+  }
+
+ private:
+  std::vector<ref::ParamRef<float>> refs_;
+  ref::SgdMomentum<float> sgd_;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -188,7 +230,7 @@ struct MampModel : PretrainModel {
 // ---------------------------------------------------------------------------------------------
 // checkpoints (runner.cpp's format: params, optim.*, meta.*; one npz written atomically)
 
-void save_ckpt(const std::string& path, const Named& params, const CheckpointedAdamW& opt,
+void save_ckpt(const std::string& path, const Named& params, const CheckpointedOptimizer& opt,
                const CkptMeta& meta) {
   std::map<std::string, NdArray> out;
   for (const auto& [k, t] : params) out[k] = ref::to_ndarray(*t);  // float32 on disk: exact
@@ -197,7 +239,7 @@ void save_ckpt(const std::string& path, const Named& params, const CheckpointedA
   npz_save(path, out);
 }
 
-bool load_ckpt(const std::string& path, const Named& params, CheckpointedAdamW& opt,
+bool load_ckpt(const std::string& path, const Named& params, CheckpointedOptimizer& opt,
                CkptMeta& meta) {
   if (!fs::exists(path)) return false;
   std::map<std::string, NdArray> in = npz_load(path);
@@ -308,7 +350,11 @@ json run_linear(const ReferenceContext& c, const StageSpec& s, const std::string
         hg = {{"fc.weight", &gfc.w}, {"fc.bias", &gfc.b}};
   std::vector<ref::ParamRef<float>> refs = ref::make_param_refs<float>(hp, hg, 0.0);
   for (auto& r : refs) r.weight_decay = s.weight_decay;  // one group, as runner.cpp
-  ref::SgdMomentum<float> opt(s.momentum);  // no checkpoint here, so its private state is fine
+  CheckpointedSgd opt(refs, s.momentum);
+  // The checkpoint holds the head with its BN running statistics (the runner's names).
+  Named all = hp;
+  all.emplace_back("bn.running_mean", &head.norm.running_mean);
+  all.emplace_back("bn.running_var", &head.norm.running_var);
   const int64_t B = std::min<int64_t>(s.batch_size, train.size());
   const int64_t steps = train.size() / B;
   auto features = [&](const Feeder& f, const std::vector<int64_t>& idx, uint64_t seed,
@@ -339,42 +385,50 @@ json run_linear(const ReferenceContext& c, const StageSpec& s, const std::string
   };
   json curves = {{"loss", json::array()}, {"top1", json::array()}, {"top5", json::array()}};
   std::vector<EvalResult> evals;
-  auto t0 = Clock::now();
-  for (int64_t e = 0; e < s.epochs; ++e) {
-    std::vector<int64_t> order = permutation(train.size(), mix(c.seed, 3000 + e));
-    Progress bar(tag + " epoch " + std::to_string(e + 1) + "/" + std::to_string(s.epochs), steps,
-                 c.progress);
-    double sum = 0;
-    for (int64_t it = 0; it < steps; ++it) {
-      if (c.stop && c.stop()) throw RunStopped();
-      std::vector<int64_t> idx(order.begin() + it * B, order.begin() + (it + 1) * B), lab;
-      Tensor<float> feat = features(train, idx, mix(mix(c.seed, 4000 + e), uint64_t(it)), &lab);
-      const double lr = lr_at(double(e) + double(it) / double(steps), s);
-      // BN in train mode: batch statistics, running stats updated with momentum 0.1.
-      ref::HeadCache<float> hc;
-      Tensor<float> logits = ref::linprobe_head_forward(feat, head, true, 0.1, &hc);
-      Tensor<float> g_logits;
-      const double l = double(ref::cross_entropy(logits, lab, 0.0, &g_logits));
-      check_finite(l, tag, e, it, "(linear probe keeps no checkpoint)");
-      std::fill(gfc.w.data.begin(), gfc.w.data.end(), 0.f);
-      std::fill(gfc.b.data.begin(), gfc.b.data.end(), 0.f);
-      ref::linear_backward(hc.bn_out, head.fc, g_logits, gfc);  // the encoder is frozen
-      opt.step(refs, lr);
-      sum += l;
-      bar.set_note("loss " + fmt("%.4f", l));
-      bar.tick();
-    }
-    bar.finish();
-    curves["loss"].push_back(sum / double(steps));
-    if ((e + 1) % s.eval_every == 0 || e + 1 == s.epochs) {
-      EvalResult r = evaluate();
-      evals.push_back(r);
-      curves["top1"].push_back(r.top1);
-      curves["top5"].push_back(r.top5);
-      std::fprintf(stderr, "[%s] epoch %lld: test top-1 %.2f %%, top-5 %.2f %%\n", tag.c_str(),
-                   (long long)e + 1, r.top1, r.top5);
-    }
+  const std::string ckpt = c.seed_dir + "/" + tag + ".ckpt.npz";
+  CkptMeta meta;
+  meta.curves = curves;
+  if (load_ckpt(ckpt, all, opt, meta)) {
+    std::fprintf(stderr, "[%s] resuming from %s (%lld epochs + %lld steps done)\n", tag.c_str(),
+                 ckpt.c_str(), (long long)meta.epoch, (long long)meta.step);
+    for (size_t i = 0; i < meta.curves["top1"].size(); ++i)
+      evals.push_back(eval_from_curves(meta.curves, i));
   }
+  auto t0 = Clock::now();
+  train_epochs(
+      tag, s.epochs, s.checkpoint_every, train.size(), steps, c.seed, 3000, c.progress, c.stop,
+      ckpt, meta,
+      [&](int64_t e, int64_t it, const std::vector<int64_t>& order, Progress& bar) {
+        std::vector<int64_t> idx(order.begin() + it * B, order.begin() + (it + 1) * B), lab;
+        Tensor<float> feat = features(train, idx, mix(mix(c.seed, 4000 + e), uint64_t(it)), &lab);
+        const double lr = lr_at(double(e) + double(it) / double(steps), s);
+        // BN in train mode: batch statistics, running stats updated with momentum 0.1.
+        ref::HeadCache<float> hc;
+        Tensor<float> logits = ref::linprobe_head_forward(feat, head, true, 0.1, &hc);
+        Tensor<float> g_logits;
+        const double l = double(ref::cross_entropy(logits, lab, 0.0, &g_logits));
+        // before the update: a NaN step never reaches the weights
+        check_finite(l, tag, e, it, fs::exists(ckpt) ? ckpt : "(no checkpoint yet in this stage)");
+        std::fill(gfc.w.data.begin(), gfc.w.data.end(), 0.f);
+        std::fill(gfc.b.data.begin(), gfc.b.data.end(), 0.f);
+        ref::linear_backward(hc.bn_out, head.fc, g_logits, gfc);  // the encoder is frozen
+        opt.step(lr);
+        bar.set_note("loss " + fmt("%.4f", l));
+        return l;
+      },
+      [](int64_t, Progress&) { return 0.0; },  // losses are summed as they come
+      [&](int64_t e, double mean_loss, int64_t) {
+        meta.curves["loss"].push_back(mean_loss);
+        if ((e + 1) % s.eval_every != 0 && e + 1 != s.epochs) return;
+        EvalResult r = evaluate();
+        evals.push_back(r);
+        meta.curves["top1"].push_back(r.top1);
+        meta.curves["top5"].push_back(r.top5);
+        std::fprintf(stderr, "[%s] epoch %lld: test top-1 %.2f %%, top-5 %.2f %%\n", tag.c_str(),
+                     (long long)e + 1, r.top1, r.top5);
+      },
+      [&] { save_ckpt(ckpt, all, opt, meta); });
+  curves = meta.curves;
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   return finish_eval(curves, evals, "linear", secs,
                      {{"encoder", pretrained ? "pretrained" : "random init"},

@@ -4,13 +4,14 @@
 // checkpoint format and resume semantics as the accelerated stages of runner.cpp:
 //  * batches from Feeder::get_batch, per-epoch permutations and per-step seeds derived from
 //    (seed, epoch, step), masking uniforms from our Rng, so both backends see the same numbers;
-//  * pretraining and fine-tuning checkpoint `<seed_dir>/<tag>.ckpt.npz`: parameters by state_dict
+//  * every stage checkpoints `<seed_dir>/<tag>.ckpt.npz`: parameters by state_dict
 //    name (fine-tuning: encoder names + head.fc1 / head.bn (with running statistics) / head.fc2),
 //    the AdamW state as optim.exp_avg.<name> / optim.exp_avg_sq.<name> / optim.step, progress
 //    and curves as meta.*; a stop request checkpoints mid-epoch and a rerun continues bitwise;
 //  * fine-tuning's drop-path / dropout masks come from Rng(mix(step_seed, 3)), so a resumed run
 //    draws the same masks (the accelerated runner's torch generator draws different ones);
-//  * the linear probe keeps no checkpoint (a stopped probe restarts at its first epoch).
+//  * the linear probe's checkpoint holds its head (fc, BN running statistics) and the SGD
+//    momentum as optim.momentum_buffer.<name> / optim.step, like the accelerated probe's.
 // This file is torch-free: the runner passes its dataset resolver and stop flag in.
 #pragma once
 #include <cstdint>

@@ -30,6 +30,13 @@ interrupt() {
   wait $pid
 }
 
+# stage_curves <result json> <kind>: the curves of the first stage of that kind (sorted JSON).
+stage_curves() {
+  python3 -c 'import json, sys
+r = json.load(open(sys.argv[1]))
+print(json.dumps([s["curves"] for s in r["runs"][0]["stages"] if s["kind"] == sys.argv[2]][:1], sort_keys=True))' "$1" "$2"
+}
+
 case "$MODE" in
 errors)
   expect 0 "" -- "$REPRO" --help
@@ -144,9 +151,21 @@ resume_finetune)
   [ $rc = 1 ] && grep -q "stopped by signal" "$T/cut1.err" && ok "SIGTERM during fine-tuning: exit 1 with checkpoint" || bad "SIGTERM run: exit $rc; $(tail -3 "$T/cut1.err")"
   "$REPRO" run "$P" --work "$T/cut" --results "$T/rcut" --no-progress >/dev/null 2>"$T/cut2.err" || bad "resume failed: $(tail -3 "$T/cut2.err")"
   grep -q "stage1_finetune\] resuming from" "$T/cut2.err" && ok "fine-tuning resumed from its checkpoint" || bad "fine-tuning did not resume: $(cat "$T/cut2.err" | head -5)"
-  a=$(tr -d ' \n' <"$T"/rfull/*.json | grep -o '"kind":"finetune".*' | grep -o '"loss":\[[^]]*\]' | head -1)
-  b=$(tr -d ' \n' <"$T"/rcut/*.json | grep -o '"kind":"finetune".*' | grep -o '"loss":\[[^]]*\]' | head -1)
-  [ -n "$a" ] && [ "$a" = "$b" ] && ok "resumed fine-tuning has the same loss curve" || bad "curves differ: '$a' vs '$b'"
+  a=$(stage_curves "$T"/rfull/*.json finetune)
+  b=$(stage_curves "$T"/rcut/*.json finetune)
+  [ -n "$a" ] && [ "$a" != "[]" ] && [ "$a" = "$b" ] && ok "resumed fine-tuning has the same curves" || bad "curves differ: '$a' vs '$b'"
+  # The same for the reference backend's linear probe (checkpointed since the fourth 2026-11-23
+  # session): SIGTERM mid-probe, resume, the same curves as an uninterrupted run.
+  P="$SRC/protocols/test/tiny_reference_resume.json"
+  "$REPRO" run "$P" --work "$T/rfullr" --results "$T/rrfull" --no-progress >/dev/null 2>"$T/rfull.err" || bad "uninterrupted reference run failed: $(tail -3 "$T/rfull.err")"
+  interrupt "$T/rcutr/seed0/stage1_linear.ckpt.npz" 0.3 "$T/rcut1.err" -- "$REPRO" run "$P" --work "$T/rcutr" --results "$T/rrcut" --no-progress
+  rc=$?
+  [ $rc = 1 ] && grep -q "stage1_linear\] stopped by signal" "$T/rcut1.err" && ok "SIGTERM during the reference linear probe: exit 1 with checkpoint" || bad "reference probe SIGTERM: exit $rc; $(tail -3 "$T/rcut1.err")"
+  "$REPRO" run "$P" --work "$T/rcutr" --results "$T/rrcut" --no-progress >/dev/null 2>"$T/rcut2.err" || bad "reference resume failed: $(tail -3 "$T/rcut2.err")"
+  grep -q "stage1_linear\] resuming from" "$T/rcut2.err" && ok "reference linear probe resumed from its checkpoint" || bad "reference probe did not resume: $(head -5 "$T/rcut2.err")"
+  a=$(stage_curves "$T"/rrfull/*.json linear)
+  b=$(stage_curves "$T"/rrcut/*.json linear)
+  [ -n "$a" ] && [ "$a" != "[]" ] && [ "$a" = "$b" ] && ok "resumed reference probe has the same curves" || bad "reference probe curves differ: '$a' vs '$b'"
   ;;
 data_device)
   # Clips resident on the device (accelerated/feeder.h; here a CPU tensor) give the same run as
