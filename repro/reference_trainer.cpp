@@ -388,12 +388,7 @@ json run_linear(const ReferenceContext& c, const StageSpec& s, const std::string
   const std::string ckpt = c.seed_dir + "/" + tag + ".ckpt.npz";
   CkptMeta meta;
   meta.curves = curves;
-  if (load_ckpt(ckpt, all, opt, meta)) {
-    std::fprintf(stderr, "[%s] resuming from %s (%lld epochs + %lld steps done)\n", tag.c_str(),
-                 ckpt.c_str(), (long long)meta.epoch, (long long)meta.step);
-    for (size_t i = 0; i < meta.curves["top1"].size(); ++i)
-      evals.push_back(eval_from_curves(meta.curves, i));
-  }
+  if (load_ckpt(ckpt, all, opt, meta)) resumed_downstream(tag, ckpt, meta, evals);
   auto t0 = Clock::now();
   train_epochs(
       tag, s.epochs, s.checkpoint_every, train.size(), steps, c.seed, 3000, c.progress, c.stop,
@@ -418,14 +413,7 @@ json run_linear(const ReferenceContext& c, const StageSpec& s, const std::string
       },
       [](int64_t, Progress&) { return 0.0; },  // losses are summed as they come
       [&](int64_t e, double mean_loss, int64_t) {
-        meta.curves["loss"].push_back(mean_loss);
-        if ((e + 1) % s.eval_every != 0 && e + 1 != s.epochs) return;
-        EvalResult r = evaluate();
-        evals.push_back(r);
-        meta.curves["top1"].push_back(r.top1);
-        meta.curves["top5"].push_back(r.top5);
-        std::fprintf(stderr, "[%s] epoch %lld: test top-1 %.2f %%, top-5 %.2f %%\n", tag.c_str(),
-                     (long long)e + 1, r.top1, r.top5);
+        end_downstream_epoch(s, tag, e, mean_loss, evaluate, meta.curves, evals, " (reference)");
       },
       [&] { save_ckpt(ckpt, all, opt, meta); });
   curves = meta.curves;
@@ -530,12 +518,7 @@ json run_finetune(const ReferenceContext& c, const StageSpec& s, const std::stri
   std::vector<EvalResult> evals;
   CkptMeta meta;
   meta.curves = curves;
-  if (load_ckpt(ckpt, all, opt, meta)) {
-    std::fprintf(stderr, "[%s] resuming from %s (%lld epochs + %lld steps done)\n", tag.c_str(),
-                 ckpt.c_str(), (long long)meta.epoch, (long long)meta.step);
-    curves = meta.curves;
-    for (size_t i = 0; i < curves["top1"].size(); ++i) evals.push_back(eval_from_curves(curves, i));
-  }
+  if (load_ckpt(ckpt, all, opt, meta)) resumed_downstream(tag, ckpt, meta, evals);
 
   // One training step on batch `it` of epoch e; returns the loss.
   auto step = [&](int64_t e, int64_t it, const std::vector<int64_t>& order) {
@@ -585,15 +568,9 @@ json run_finetune(const ReferenceContext& c, const StageSpec& s, const std::stri
       },
       [](int64_t, Progress&) { return 0.0; },  // losses are summed as they come
       [&](int64_t e, double mean_loss, int64_t) {
-        meta.curves["loss"].push_back(mean_loss);
-        if ((e + 1) % s.eval_every != 0 && e + 1 != s.epochs) return;
-        EvalResult r = evaluate_finetune(c, test, B, enc, ec, head);
-        evals.push_back(r);
-        meta.curves["top1"].push_back(r.top1);
-        meta.curves["top5"].push_back(r.top5);
-        std::fprintf(stderr,
-                     "[%s] epoch %lld: loss %.4f, test top-1 %.2f %%, top-5 %.2f %% (reference)\n",
-                     tag.c_str(), (long long)e + 1, mean_loss, r.top1, r.top5);
+        end_downstream_epoch(
+            s, tag, e, mean_loss, [&] { return evaluate_finetune(c, test, B, enc, ec, head); },
+            meta.curves, evals, " (reference)");
       },
       [&] { save_ckpt(ckpt, all, opt, meta); });
   curves = meta.curves;

@@ -209,6 +209,32 @@ inline EvalResult eval_from_curves(const nlohmann::json& curves, size_t i) {
   return r;
 }
 
+// After a training epoch of a downstream stage (both backends): record the mean loss and, every
+// eval_every epochs and at the last one, evaluate on the test set and record top-1 / top-5.
+template <class Eval>
+void end_downstream_epoch(const StageSpec& s, const std::string& tag, int64_t e, double mean_loss,
+                          Eval&& evaluate, nlohmann::json& curves, std::vector<EvalResult>& evals,
+                          const char* line_suffix = "") {
+  curves["loss"].push_back(mean_loss);
+  if ((e + 1) % s.eval_every != 0 && e + 1 != s.epochs) return;
+  EvalResult r = evaluate();
+  evals.push_back(r);
+  curves["top1"].push_back(r.top1);
+  curves["top5"].push_back(r.top5);
+  std::fprintf(stderr, "[%s] epoch %lld: loss %.4f, test top-1 %.2f %%, top-5 %.2f %%%s\n",
+               tag.c_str(), (long long)e + 1, mean_loss, r.top1, r.top5, line_suffix);
+}
+
+// A downstream stage that found its checkpoint: say so, and rebuild the evaluations so far from
+// the curves it recorded.
+inline void resumed_downstream(const std::string& tag, const std::string& ckpt,
+                               const CkptMeta& meta, std::vector<EvalResult>& evals) {
+  std::fprintf(stderr, "[%s] resuming from %s (%lld epochs + %lld steps done)\n", tag.c_str(),
+               ckpt.c_str(), (long long)meta.epoch, (long long)meta.step);
+  for (size_t i = 0; i < meta.curves["top1"].size(); ++i)
+    evals.push_back(eval_from_curves(meta.curves, i));
+}
+
 // Counts of one test-set evaluation, fed batch by batch with CPU float logits [N, K]. A clip
 // counts for top-k when fewer than k logits are strictly larger than its label's (ties go to the
 // label); its prediction in the confusion matrix is the label when that holds for k = 1, else

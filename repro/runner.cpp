@@ -81,7 +81,8 @@ struct Ctx {
   int threads = 1;
   bool device_data = false;  // clips resident on c.dev (accelerated/feeder.h)
   accel::Precision precision = accel::Precision::kFp32;
-  bool cuda_graphs = false;  // pretraining / fine-tuning steps as CUDA graphs (accelerated/grad_step.h)
+  bool cuda_graphs =
+      false;  // pretraining / fine-tuning steps as CUDA graphs (accelerated/grad_step.h)
   uint64_t seed = 0;
   std::string seed_dir;
 };
@@ -342,21 +343,6 @@ StateDict encoder_params(const Ctx& c, const StateDict* pretrained, uint64_t ini
   return enc;
 }
 
-// After a training epoch of a downstream stage: record the mean loss and, every eval_every
-// epochs and at the last one, evaluate on the test set and record top-1 / top-5.
-template <class Eval>
-void end_epoch(const StageSpec& s, const std::string& tag, int64_t e, double mean_loss,
-               Eval&& evaluate, json& curves, std::vector<EvalResult>& evals) {
-  curves["loss"].push_back(mean_loss);
-  if ((e + 1) % s.eval_every != 0 && e + 1 != s.epochs) return;
-  EvalResult r = evaluate();
-  evals.push_back(r);
-  curves["top1"].push_back(r.top1);
-  curves["top5"].push_back(r.top5);
-  std::fprintf(stderr, "[%s] epoch %lld: loss %.4f, test top-1 %.2f %%, top-5 %.2f %%\n",
-               tag.c_str(), (long long)e + 1, mean_loss, r.top1, r.top5);
-}
-
 // The resumable epoch loop of the downstream stages (linear probe, fine-tuning) on
 // train_epochs: per-epoch permutations of n_train items and per-step seeds derived from (seed,
 // epoch, step), so a stage stopped by a signal resumes at the same step; checkpoints hold
@@ -371,12 +357,7 @@ void downstream_loop(Ctx& c, const StageSpec& s, const std::string& tag, StateDi
   const std::string ckpt = c.seed_dir + "/" + tag + ".ckpt.npz";
   CkptMeta meta;
   meta.curves = curves;
-  if (load_checkpoint(ckpt, params, opt, meta)) {
-    std::fprintf(stderr, "[%s] resuming from %s (%lld epochs + %lld steps done)\n", tag.c_str(),
-                 ckpt.c_str(), (long long)meta.epoch, (long long)meta.step);
-    for (size_t i = 0; i < meta.curves["top1"].size(); ++i)
-      evals.push_back(eval_from_curves(meta.curves, i));
-  }
+  if (load_checkpoint(ckpt, params, opt, meta)) resumed_downstream(tag, ckpt, meta, evals);
   PendingLosses losses(tag, ckpt, steps, fault_step_from_env("HACM_FAULT_NAN_DOWNSTREAM_STEP"));
   train_epochs(
       tag, s.epochs, s.checkpoint_every, n_train, steps, c.seed, perm_salt, c.opt.progress,
@@ -386,7 +367,7 @@ void downstream_loop(Ctx& c, const StageSpec& s, const std::string& tag, StateDi
       },
       [&](int64_t e, Progress& bar) { return losses.flush(e, bar); },
       [&](int64_t e, double mean_loss, int64_t) {
-        end_epoch(s, tag, e, mean_loss, evaluate, meta.curves, evals);
+        end_downstream_epoch(s, tag, e, mean_loss, evaluate, meta.curves, evals);
       },
       [&] { save_checkpoint(ckpt, params, opt, meta); });
   curves = meta.curves;
