@@ -37,6 +37,23 @@ r = json.load(open(sys.argv[1]))
 print(json.dumps([s["curves"] for s in r["runs"][0]["stages"] if s["kind"] == sys.argv[2]][:1], sort_keys=True))' "$1" "$2"
 }
 
+# kill_resume_compare <protocol> <stage tag> <stage kind> <seconds> <dir>: run the protocol once
+# uninterrupted; again with SIGTERM <seconds> after the stage's first checkpoint; then resume it;
+# the stage must stop with a checkpoint, resume from it and end with the uninterrupted curves.
+kill_resume_compare() {
+  local P="$1" tag="$2" kind="$3" wait="$4" D="$5" rc a b
+  mkdir -p "$D"
+  "$REPRO" run "$P" --work "$D/full" --results "$D/rfull" --no-progress >/dev/null 2>"$D/full.err" || bad "$tag: uninterrupted run failed: $(tail -3 "$D/full.err")"
+  interrupt "$D/cut/seed0/$tag.ckpt.npz" "$wait" "$D/cut1.err" -- "$REPRO" run "$P" --work "$D/cut" --results "$D/rcut" --no-progress
+  rc=$?
+  [ $rc = 1 ] && grep -q "$tag\] stopped by signal" "$D/cut1.err" && ok "$tag: SIGTERM gives exit 1 with a checkpoint" || bad "$tag: SIGTERM run: exit $rc; $(tail -3 "$D/cut1.err")"
+  "$REPRO" run "$P" --work "$D/cut" --results "$D/rcut" --no-progress >/dev/null 2>"$D/cut2.err" || bad "$tag: resume failed: $(tail -3 "$D/cut2.err")"
+  grep -q "$tag\] resuming from" "$D/cut2.err" && ok "$tag: resumed from its checkpoint" || bad "$tag: did not resume: $(head -5 "$D/cut2.err")"
+  a=$(stage_curves "$D"/rfull/*.json "$kind")
+  b=$(stage_curves "$D"/rcut/*.json "$kind")
+  [ -n "$a" ] && [ "$a" != "[]" ] && [ "$a" = "$b" ] && ok "$tag: resumed run has the same curves" || bad "$tag: curves differ: '$a' vs '$b'"
+}
+
 case "$MODE" in
 errors)
   expect 0 "" -- "$REPRO" --help
@@ -143,29 +160,10 @@ resume)
   grep -q "resuming from .*(3 epochs" "$T/sh.err" && ! grep -q "starting afresh" "$T/sh.err" && ok "same stage settings: pretraining reused" || bad "shared pretraining not reused: $(head -3 "$T/sh.err")"
   ;;
 resume_finetune)
-  # A downstream stage stopped by SIGTERM resumes at the same step and ends with the same result.
-  P="$SRC/protocols/test/tiny_resume_finetune.json"
-  "$REPRO" run "$P" --work "$T/full" --results "$T/rfull" --no-progress >/dev/null 2>"$T/full.err" || bad "uninterrupted run failed: $(tail -3 "$T/full.err")"
-  interrupt "$T/cut/seed0/stage1_finetune.ckpt.npz" 0.5 "$T/cut1.err" -- "$REPRO" run "$P" --work "$T/cut" --results "$T/rcut" --no-progress
-  rc=$?
-  [ $rc = 1 ] && grep -q "stopped by signal" "$T/cut1.err" && ok "SIGTERM during fine-tuning: exit 1 with checkpoint" || bad "SIGTERM run: exit $rc; $(tail -3 "$T/cut1.err")"
-  "$REPRO" run "$P" --work "$T/cut" --results "$T/rcut" --no-progress >/dev/null 2>"$T/cut2.err" || bad "resume failed: $(tail -3 "$T/cut2.err")"
-  grep -q "stage1_finetune\] resuming from" "$T/cut2.err" && ok "fine-tuning resumed from its checkpoint" || bad "fine-tuning did not resume: $(cat "$T/cut2.err" | head -5)"
-  a=$(stage_curves "$T"/rfull/*.json finetune)
-  b=$(stage_curves "$T"/rcut/*.json finetune)
-  [ -n "$a" ] && [ "$a" != "[]" ] && [ "$a" = "$b" ] && ok "resumed fine-tuning has the same curves" || bad "curves differ: '$a' vs '$b'"
-  # The same for the reference backend's linear probe (checkpointed since the fourth 2026-11-23
-  # session): SIGTERM mid-probe, resume, the same curves as an uninterrupted run.
-  P="$SRC/protocols/test/tiny_reference_resume.json"
-  "$REPRO" run "$P" --work "$T/rfullr" --results "$T/rrfull" --no-progress >/dev/null 2>"$T/rfull.err" || bad "uninterrupted reference run failed: $(tail -3 "$T/rfull.err")"
-  interrupt "$T/rcutr/seed0/stage1_linear.ckpt.npz" 0.3 "$T/rcut1.err" -- "$REPRO" run "$P" --work "$T/rcutr" --results "$T/rrcut" --no-progress
-  rc=$?
-  [ $rc = 1 ] && grep -q "stage1_linear\] stopped by signal" "$T/rcut1.err" && ok "SIGTERM during the reference linear probe: exit 1 with checkpoint" || bad "reference probe SIGTERM: exit $rc; $(tail -3 "$T/rcut1.err")"
-  "$REPRO" run "$P" --work "$T/rcutr" --results "$T/rrcut" --no-progress >/dev/null 2>"$T/rcut2.err" || bad "reference resume failed: $(tail -3 "$T/rcut2.err")"
-  grep -q "stage1_linear\] resuming from" "$T/rcut2.err" && ok "reference linear probe resumed from its checkpoint" || bad "reference probe did not resume: $(head -5 "$T/rcut2.err")"
-  a=$(stage_curves "$T"/rrfull/*.json linear)
-  b=$(stage_curves "$T"/rrcut/*.json linear)
-  [ -n "$a" ] && [ "$a" != "[]" ] && [ "$a" = "$b" ] && ok "resumed reference probe has the same curves" || bad "reference probe curves differ: '$a' vs '$b'"
+  # A downstream stage stopped by SIGTERM resumes at the same step and ends with the same curves:
+  # the accelerated fine-tuning, and the reference backend's linear probe.
+  kill_resume_compare "$SRC/protocols/test/tiny_resume_finetune.json" stage1_finetune finetune 0.5 "$T/a"
+  kill_resume_compare "$SRC/protocols/test/tiny_reference_resume.json" stage1_linear linear 0.3 "$T/r"
   ;;
 data_device)
   # Clips resident on the device (accelerated/feeder.h; here a CPU tensor) give the same run as
