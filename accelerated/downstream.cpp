@@ -15,12 +15,21 @@ static at::Tensor param(const StateDict& sd, const std::string& name) {
   return it->second;
 }
 
-static at::Tensor kept_index_tensor(const EncoderConfig& cfg, const at::Device& device) {
-  return at::tensor(cfg.idx_kept, at::TensorOptions().dtype(at::kLong)).to(device);
+void encoder_place_indices(EncoderConfig& cfg, const at::Device& device) {
+  if (!cfg.idx_kept.empty()) cfg.kept_index = index_tensor(cfg.idx_kept, device);
 }
 
-void encoder_place_indices(EncoderConfig& cfg, const at::Device& device) {
-  if (!cfg.idx_kept.empty()) cfg.kept_index = kept_index_tensor(cfg, device);
+void add_finetune_head(StateDict& sd, const at::Tensor& fc1_weight, const at::Tensor& fc2_weight) {
+  const int64_t hidden = fc1_weight.size(0), classes = fc2_weight.size(0);
+  auto opts = at::TensorOptions().device(fc1_weight.device());
+  sd["head.fc1.weight"] = fc1_weight.detach().set_requires_grad(true);
+  sd["head.fc1.bias"] = at::zeros({hidden}, opts).set_requires_grad(true);
+  sd["head.bn.weight"] = at::ones({hidden}, opts).set_requires_grad(true);
+  sd["head.bn.bias"] = at::zeros({hidden}, opts).set_requires_grad(true);
+  sd["head.bn.running_mean"] = at::zeros({hidden}, opts);
+  sd["head.bn.running_var"] = at::ones({hidden}, opts);
+  sd["head.fc2.weight"] = fc2_weight.detach().set_requires_grad(true);
+  sd["head.fc2.bias"] = at::zeros({classes}, opts).set_requires_grad(true);
 }
 
 at::Tensor downstream_encoder_forward(const StateDict& sd, const EncoderConfig& cfg,
@@ -28,9 +37,7 @@ at::Tensor downstream_encoder_forward(const StateDict& sd, const EncoderConfig& 
   const int64_t N = x5.size(0), T = x5.size(2), M = x5.size(4), NM = N * M;
   at::Tensor x = x5.permute({0, 4, 2, 3, 1}).reshape({NM, T, x5.size(3), 3});
   if (!cfg.idx_kept.empty())
-    x = x.index_select(2, cfg.kept_index.defined() && cfg.kept_index.device() == x.device()
-                              ? cfg.kept_index
-                              : kept_index_tensor(cfg, x.device()));
+    x = x.index_select(2, index_tensor(cfg.idx_kept, x.device(), cfg.kept_index));
   at::Tensor E = patch_embed_forward(x, param(sd, "joints_embed.proj.weight"),
                                      param(sd, "joints_embed.proj.bias"));
   E = E + param(sd, "pos_embed") + param(sd, "temp_embed");

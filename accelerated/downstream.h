@@ -23,6 +23,11 @@ struct EncoderConfig {
 // Fill cfg.kept_index on `device` (before capturing the encoder in a CUDA graph).
 void encoder_place_indices(EncoderConfig& cfg, const at::Device& device);
 
+// The fine-tuning head's parameters under the runner's "head." names: fc1_weight [hidden, in]
+// and fc2_weight [classes, hidden] as given, zero biases, BatchNorm weight 1 / bias 0 (all
+// trainable) and running statistics 0 / 1, on the weights' device.
+void add_finetune_head(StateDict& sd, const at::Tensor& fc1_weight, const at::Tensor& fc2_weight);
+
 // x5 [N, 3, T, 25, M] -> tokens [N, M, T/t_patch, V, d] after the final norm.
 at::Tensor downstream_encoder_forward(const StateDict& sd, const EncoderConfig& cfg,
                                       const at::Tensor& x5);

@@ -101,9 +101,8 @@ void GradStep::capture(const std::vector<at::Tensor>& inputs) {
     for (auto& [name, p] : params_)
       if (!p.requires_grad()) buffers.emplace_back(p, p.detach().clone());
     auto undo_warm_up = [&] {
-      side.synchronize();
       at::NoGradGuard no_grad;
-      for (auto& [p, copy] : buffers) p.copy_(copy);
+      for (auto& [p, copy] : buffers) p.copy_(copy);  // on this stream, after the warm-up
       side.synchronize();
       gen.set_state(rng_state);
     };

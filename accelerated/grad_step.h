@@ -2,9 +2,10 @@
 //
 // A pretraining step issues ~1,000 small kernels (42-token encoder, masking, 8 + 3 blocks forward
 // and backward); on the H100 a batch-2 step (1/32 of the arithmetic of batch 64) still took 22-28
-// ms (bench/RESULTS.md), which points at launch and dispatch overhead. With `cuda_graph` the first run captures the forward and backward of
-// `forward` into one CUDA graph (shapes are fixed: drop_last batches), and every later run copies
-// its inputs into the captured (static) input tensors and replays the graph: one launch.
+// ms (bench/RESULTS.md), which points at launch and dispatch overhead. With `cuda_graph` the
+// first run captures the forward and backward of `forward` into one CUDA graph (shapes are fixed:
+// drop_last batches), and every later run copies its inputs into the captured (static) input
+// tensors and replays the graph: one launch.
 // The optimiser stays outside the graph, so the learning-rate schedule and the checkpoint format
 // are untouched, and gradients land in the parameters' .grad as in the eager path.
 //

@@ -22,19 +22,9 @@ static const at::Tensor& param(const StateDict& sd, const std::string& name) {
   return it->second;
 }
 
-static at::Tensor index_tensor(const std::vector<int64_t>& v, const at::Device& dev) {
-  return at::tensor(v, at::TensorOptions().dtype(at::kLong)).to(dev);
-}
-
 void hacm_place_indices(HacmConfig& cfg, const at::Device& device) {
   cfg.kept_index = index_tensor(cfg.idx_kept, device);
   cfg.null_index = index_tensor(cfg.idx_null, device);
-}
-
-// The cached index when it lives on `dev`, else a fresh one from the vector.
-static at::Tensor placed(const at::Tensor& cached, const std::vector<int64_t>& v,
-                         const at::Device& dev) {
-  return cached.defined() && cached.device() == dev ? cached : index_tensor(v, dev);
 }
 
 // Gather rows of x [B, L, C] with idx [B, K] -> [B, K, C].
@@ -96,8 +86,8 @@ HacmOutputs hacm_forward(const StateDict& sd, const HacmConfig& cfg, const at::T
 
   // [N,3,T,25,M] -> [NM,T,25,3]; split into kept and root joints.
   at::Tensor x = x5.permute({0, 4, 2, 3, 1}).reshape({NM, T, x5.size(3), 3});
-  at::Tensor xk = x.index_select(2, placed(cfg.kept_index, cfg.idx_kept, dev));  // [NM,T,V,3]
-  at::Tensor xn = x.index_select(2, placed(cfg.null_index, cfg.idx_null, dev));  // [NM,T,7,3]
+  at::Tensor xk = x.index_select(2, index_tensor(cfg.idx_kept, dev, cfg.kept_index));  // [NM,T,V,3]
+  at::Tensor xn = x.index_select(2, index_tensor(cfg.idx_null, dev, cfg.null_index));  // [NM,T,7,3]
 
   at::Tensor cw = param(sd, "joints_embed.proj.weight");
   at::Tensor cb = param(sd, "joints_embed.proj.bias");

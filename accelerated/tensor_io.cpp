@@ -78,6 +78,12 @@ void save_state_dict(const std::string& path, const StateDict& sd) {
   npz_save(path, arrays);
 }
 
+at::Tensor index_tensor(const std::vector<int64_t>& v, c10::Device device,
+                        const at::Tensor& placed) {
+  if (placed.defined() && placed.device() == device) return placed;
+  return at::tensor(v, at::TensorOptions().dtype(at::kLong)).to(device);
+}
+
 at::Tensor host_buffer(const std::vector<int64_t>& shape, c10::ScalarType dtype,
                        c10::Device device) {
   return at::empty(shape, at::TensorOptions().dtype(dtype).pinned_memory(device.is_cuda()));

@@ -31,6 +31,11 @@ void save_state_dict(const std::string& path, const StateDict& sd);
 at::Tensor host_buffer(const std::vector<int64_t>& shape, c10::ScalarType dtype,
                        c10::Device device);
 at::Tensor to_device(const at::Tensor& t, c10::Device device);
+// An int64 index tensor of `v` on `device`: `placed` itself when it is defined and already on
+// `device`, else a new one (a host-to-device copy, which a CUDA graph capture forbids: models
+// keep a placed copy in their config, see hacm_place_indices / encoder_place_indices).
+at::Tensor index_tensor(const std::vector<int64_t>& v, c10::Device device,
+                        const at::Tensor& placed = at::Tensor());
 // A float32 tensor of `shape` on `device` holding float(U[lo,hi)) drawn in row-major order from
 // our Rng(seed): the masking uniforms of the runner (U[0,1)), identical for both backends on any
 // machine, and seeded benchmark inputs.

@@ -96,17 +96,8 @@ inline FinetuneSetup make_finetune_setup(int64_t clips, at::Device dev) {
   FinetuneSetup f;
   f.params = encoder_state(dev, /*trainable=*/true);
   const int64_t in = 18 * 256, hidden = 2048, classes = 60;
-  auto opts = at::TensorOptions().device(dev);
-  auto& p = f.params;
-  p["head.fc1.weight"] = accel::rng_uniform({hidden, in}, 21, dev, -0.03, 0.03).requires_grad_();
-  p["head.fc1.bias"] = at::zeros({hidden}, opts).requires_grad_();
-  p["head.bn.weight"] = at::ones({hidden}, opts).requires_grad_();
-  p["head.bn.bias"] = at::zeros({hidden}, opts).requires_grad_();
-  p["head.bn.running_mean"] = at::zeros({hidden}, opts);
-  p["head.bn.running_var"] = at::ones({hidden}, opts);
-  p["head.fc2.weight"] =
-      accel::rng_uniform({classes, hidden}, 22, dev, -0.05, 0.05).requires_grad_();
-  p["head.fc2.bias"] = at::zeros({classes}, opts).requires_grad_();
+  accel::add_finetune_head(f.params, accel::rng_uniform({hidden, in}, 21, dev, -0.03, 0.03),
+                           accel::rng_uniform({classes, hidden}, 22, dev, -0.05, 0.05));
   f.ec.idx_kept.assign(hacm_kept_joints().begin(), hacm_kept_joints().end());
   f.ec.drop_path = 0.3;
   accel::encoder_place_indices(f.ec, dev);

@@ -239,6 +239,14 @@ class PendingLosses {
   std::vector<int64_t> step_;
 };
 
+// With cuda_graphs on CUDA, a stage's record says whether its steps really ran as a graph (and
+// why not, when the capture failed).
+void record_graph(const Ctx& c, const accel::GradStep& grad_step, json& record) {
+  if (!c.cuda_graphs) return;
+  record["cuda_graph"] = grad_step.graphed();
+  if (!grad_step.capture_error().empty()) record["cuda_graph_error"] = grad_step.capture_error();
+}
+
 // ---------------------------------------------------------------------------------------------
 // pretraining
 
@@ -304,10 +312,7 @@ json run_pretrain(Ctx& c, const StageSpec& s, const std::string& tag, StateDict&
                       meta, step, flush, [&] { save_checkpoint(ckpt, params, opt, meta); });
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   json r = pretrain_record(s, B, steps, meta, secs, steps_here, ckpt);
-  if (c.cuda_graphs) {  // requested on CUDA: say whether the steps really ran as a graph
-    r["cuda_graph"] = grad_step.graphed();
-    if (!grad_step.capture_error().empty()) r["cuda_graph_error"] = grad_step.capture_error();
-  }
+  record_graph(c, grad_step, r);
   return r;
 }
 
@@ -493,17 +498,10 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
       at::Tensor w = at::empty({o, i}, at::kFloat);
       double b = std::sqrt(6.0 / double(o + i));
       for (int64_t j = 0; j < w.numel(); ++j) w.data_ptr<float>()[j] = float(rng.uniform(-b, b));
-      return w.to(c.dev).set_requires_grad(true);
+      return w.to(c.dev);
     };
-    auto opts = at::TensorOptions().device(c.dev);
-    params["head.fc1.weight"] = xavier(hidden, in);
-    params["head.fc1.bias"] = at::zeros({hidden}, opts).set_requires_grad(true);
-    params["head.bn.weight"] = at::ones({hidden}, opts).set_requires_grad(true);
-    params["head.bn.bias"] = at::zeros({hidden}, opts).set_requires_grad(true);
-    params["head.bn.running_mean"] = at::zeros({hidden}, opts);
-    params["head.bn.running_var"] = at::ones({hidden}, opts);
-    params["head.fc2.weight"] = xavier(C, hidden);
-    params["head.fc2.bias"] = at::zeros({C}, opts).set_requires_grad(true);
+    at::Tensor fc1 = xavier(hidden, in);  // drawn first, as always
+    accel::add_finetune_head(params, fc1, xavier(C, hidden));
   }
   accel::AdamW opt(params,
                    accel::layer_decay_groups(params, s.weight_decay, s.layer_decay, m.depth),
@@ -557,10 +555,7 @@ json run_finetune(Ctx& c, const StageSpec& s, const std::string& tag, const Stat
     return loss;
   };
   downstream_loop(c, s, tag, params, opt, N, steps, 6000, step, evaluate, curves, evals);
-  if (c.cuda_graphs) {  // requested on CUDA: say whether the steps really ran as a graph
-    extra["cuda_graph"] = grad_step.graphed();
-    if (!grad_step.capture_error().empty()) extra["cuda_graph_error"] = grad_step.capture_error();
-  }
+  record_graph(c, grad_step, extra);
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   extra["from"] = s.from;
   extra["batch_size"] = B;

@@ -243,17 +243,8 @@ TEST(GradStep, CudaGraphFinetuneDrawsTheEagerMasks) {
           k.rfind("blocks.", 0) == 0 || k.rfind("norm.", 0) == 0)
         params[k] = accel::to_tensor(a, at::kFloat).to(dev).set_requires_grad(true);
     const int64_t in = 18 * 32, hidden = 64, classes = 5;
-    auto opts = at::TensorOptions().device(dev);
-    params["head.fc1.weight"] =
-        accel::rng_uniform({hidden, in}, 7, dev, -0.05, 0.05).requires_grad_();
-    params["head.fc1.bias"] = at::zeros({hidden}, opts).requires_grad_();
-    params["head.bn.weight"] = at::ones({hidden}, opts).requires_grad_();
-    params["head.bn.bias"] = at::zeros({hidden}, opts).requires_grad_();
-    params["head.bn.running_mean"] = at::zeros({hidden}, opts);
-    params["head.bn.running_var"] = at::ones({hidden}, opts);
-    params["head.fc2.weight"] =
-        accel::rng_uniform({classes, hidden}, 8, dev, -0.1, 0.1).requires_grad_();
-    params["head.fc2.bias"] = at::zeros({classes}, opts).requires_grad_();
+    accel::add_finetune_head(params, accel::rng_uniform({hidden, in}, 7, dev, -0.05, 0.05),
+                             accel::rng_uniform({classes, hidden}, 8, dev, -0.1, 0.1));
     accel::EncoderConfig ec;
     ec.dim = 32, ec.heads = 4, ec.depth = 2, ec.drop_path = 0.2;
     ec.idx_kept.assign(hacm_kept_joints().begin(), hacm_kept_joints().end());
