@@ -81,7 +81,9 @@ at::Tensor DeviceFeeder::apply(const FeederBatchDraws& d) const {
   // F.interpolate(bilinear, align_corners=False) along time, in float32 as core/feeder.cpp:
   // src = max(len/W * (i + 0.5) - 0.5, 0); i0 = min(floor(src), len-1); l1 = clamp(src - i0, 0, 1).
   const at::Tensor i = at::arange(W, fopt).view({1, W});
-  const at::Tensor scale = lenc.to(at::kFloat) / float(W);  // Real(len) / Real(W)
+  // Real(len) / Real(W) as a true division: CUDA divides by a CPU scalar through its reciprocal
+  // (len * (1/W)), which rounds differently from the host feeder in some lanes.
+  const at::Tensor scale = lenc.to(at::kFloat) / at::full({1, 1}, float(W), fopt);
   at::Tensor src = (scale * (i + 0.5f) - 0.5f).clamp_min(0.0f);
   at::Tensor i0 = at::minimum(src.floor().to(at::kLong), lenc - 1);
   at::Tensor l1 = (src - i0.to(at::kFloat)).clamp(0.0f, 1.0f);
