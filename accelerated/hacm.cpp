@@ -168,7 +168,8 @@ HacmOutputs hacm_forward(const StateDict& sd, const HacmConfig& cfg, const at::T
             .reshape({NM, L, d});
   for (int64_t j = 0; j < cfg.decoder_depth; ++j)
     dec = block_forward(dec, sd, "decoder_blocks." + std::to_string(j) + ".", cfg.heads);
-  dec = layer_norm_forward(dec, param(sd, "decoder_norm.weight"), param(sd, "decoder_norm.bias"));
+  dec = layer_norm_matmul_input(dec, param(sd, "decoder_norm.weight"),
+                                param(sd, "decoder_norm.bias"));
   o.pred = at::linear(dec, param(sd, "decoder_pred.weight"),
                       param(sd, "decoder_pred.bias"));  // [NM,L,3tp]
 

@@ -60,7 +60,8 @@ MampOutputs mamp_forward(const StateDict& sd, const MampConfig& cfg, const at::T
             .reshape({NM, L, -1});
   for (int64_t j = 0; j < cfg.decoder_depth; ++j)
     dec = block_forward(dec, sd, "decoder_blocks." + std::to_string(j) + ".", cfg.heads);
-  dec = layer_norm_forward(dec, param(sd, "decoder_norm.weight"), param(sd, "decoder_norm.bias"));
+  dec = layer_norm_matmul_input(dec, param(sd, "decoder_norm.weight"),
+                                param(sd, "decoder_norm.bias"));
   o.pred = at::linear(dec, param(sd, "decoder_pred.weight"), param(sd, "decoder_pred.bias"));
 
   // Target: frame-difference motion (last frame 0), patchified, per-patch normalised.

@@ -48,7 +48,10 @@ void register_accelerated_components(ComponentRegistry& reg) {
   HACM_ACC_INLINE("add_pos_temp", hacm_forward, "E + pos_embed + temp_embed");
   // transformer
   add(reg, "linear", Provision::kLibraryOp, "at::linear", true);
-  HACM_ACC("layernorm", layer_norm_forward, true, "");
+  HACM_ACC("layernorm", layer_norm_forward, true,
+           "CUDA float32/bf16: fused kernel (kernels/layer_norm.cu, fused_layer_norm.h); also "
+           "layer_norm_matmul_input");
+  static_cast<void>(&layer_norm_matmul_input);
   add(reg, "gelu", Provision::kLibraryOp, "at::gelu", true, "in block_forward");
   HACM_ACC("attention", attention_forward, true, "");
   HACM_ACC("block", block_forward, true, "");

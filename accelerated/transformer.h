@@ -10,9 +10,15 @@
 
 namespace hacm::accel {
 
-// x [..., d] -> LayerNorm over the last dim with weight/bias [d].
+// x [..., d] -> LayerNorm over the last dim with weight/bias [d]. Storage type as ATen's: float32
+// under CUDA autocast, else x's. The fused CUDA kernel (fused_layer_norm.h) where it applies.
 at::Tensor layer_norm_forward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
                               double eps = 1e-5);
+// The same for a LayerNorm whose only consumer is a matmul (at::linear): under CUDA autocast the
+// result is stored in the autocast type, which the matmul would cast it to anyway (one pass over
+// the activations fewer each way). Elsewhere identical to layer_norm_forward.
+at::Tensor layer_norm_matmul_input(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                                   double eps = 1e-5);
 // x [B, N, d] -> multi-head self-attention (qkv Linear d->3d, proj Linear d->d) [B, N, d].
 // Parameters `<prefix>qkv.weight` etc. `probs_out` (optional) receives softmax(qk^T/sqrt(hd))
 // [B, heads, N, N].

@@ -29,6 +29,10 @@ namespace hacm::bench {
 
 constexpr double kFlopPerClip = 1.23e12 / 64.0;  // forward + backward, issue #6 arithmetic
 
+// Waits for the device's queued work (a tiny read-back: no CUDA headers needed here).
+inline void sync_device(const at::Device& dev) {
+  if (dev.is_cuda()) at::zeros({1}, at::TensorOptions().device(dev)).item<float>();
+}
 inline at::Device bench_device() {
   return at::hasCUDA() ? at::Device(at::kCUDA) : at::Device(at::kCPU);
 }

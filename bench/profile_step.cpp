@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "accelerated/fused_layer_norm.h"
 #include "accelerated/grad_step.h"
 #include "accelerated/precision.h"
 #include "accelerated/train.h"
@@ -50,9 +51,6 @@ std::string short_name(const std::string& s, size_t n = 110) {
   return s.substr(0, n / 2 - 2) + " .. " + s.substr(s.size() - (n / 2 - 2));
 }
 
-void sync(const at::Device& dev) {
-  if (dev.is_cuda()) at::zeros({1}, at::TensorOptions().device(dev)).item<float>();
-}
 
 }  // namespace
 
@@ -60,7 +58,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Profile a training step (or the feature extraction) kernel by kernel"};
   int64_t clips = 64, steps = 5, top = 30;
   std::string what = "pretrain", mode = "fp32", variant = "released", out = "out/profile";
-  bool graph = false, small = false, no_trace = false, flush_denormal = false;
+  bool graph = false, small = false, no_trace = false, flush_denormal = false, no_custom = false;
   app.add_option("--what", what,
                  "pretrain (HA-CM step) | finetune (the authors' fine-tuning step) | features "
                  "(linear-probe features, no gradient)")
@@ -78,10 +76,13 @@ int main(int argc, char** argv) {
   app.add_option("--top", top, "rows of the table")->check(CLI::Range(1, 1000));
   app.add_flag("--flush-denormal", flush_denormal,
                "CPU: treat denormal floats as zero (at::globalContext().setFlushDenormal)");
+  app.add_flag("--no-custom-kernels", no_custom,
+               "ATen ops instead of the custom CUDA kernels (accelerated/kernels/), for A/B");
   app.add_flag("--no-trace", no_trace, "write only profile.md (traces of big steps take MBs)");
   app.add_option("--out", out, "directory for profile.md and trace.json");
   CLI11_PARSE(app, argc, argv);
 
+  accel::set_custom_kernels(!no_custom);
   if (!validate_golden_loss()) return 1;  // profiling a wrong forward is not worth reading
   const at::Device dev = bench_device();
   if (graph && (!dev.is_cuda() || what == "features")) {
@@ -141,7 +142,7 @@ int main(int argc, char** argv) {
     label = "linear-probe features (no gradient), full encoder (256/8)";
   }
   for (int i = 0; i < 3; ++i) step();  // warm-up (and the graph capture)
-  sync(dev);
+  sync_device(dev);
 
   std::set<pimpl::ActivityType> activities{pimpl::ActivityType::CPU};
   if (dev.is_cuda()) activities.insert(pimpl::ActivityType::CUDA);
@@ -150,7 +151,7 @@ int main(int argc, char** argv) {
   prof::enableProfiler(config, activities);
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < steps; ++i) step();
-  sync(dev);
+  sync_device(dev);
   const double wall_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
       double(steps);
@@ -185,7 +186,10 @@ int main(int argc, char** argv) {
                 "wall %.3f ms per step (under the profiler); %s %.3f ms per step; "
                 "launch calls per step: %.0f\n",
                 label.c_str(), dev.is_cuda() ? "cuda" : "cpu", (long long)clips, mode.c_str(),
-                graph ? ", CUDA graph" : "", (long long)steps, wall_ms,
+                (std::string(graph ? ", CUDA graph" : "") +
+                 (no_custom ? ", ATen ops only (--no-custom-kernels)" : ""))
+                    .c_str(),
+                (long long)steps, wall_ms,
                 dev.is_cuda() ? "summed GPU kernel time" : "summed operator time (inclusive)",
                 total_ns / 1e6 / double(steps), double(launches) / double(steps));
   std::string md = "# Profile: " + std::string(head);

@@ -1,0 +1,25 @@
+// LayerNorm through the custom CUDA kernel (accelerated/kernels/layer_norm.cu) with autograd.
+// Used by layer_norm_forward (transformer.h) wherever it applies; everything else (CPU, float64,
+// widths without a kernel, builds without nvcc) goes through ATen's layer_norm.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+namespace hacm::accel {
+
+// Whether custom CUDA kernels are used where they apply (default on). Off: ATen everywhere, for
+// A/B measurements (bench/profile_step --no-custom-kernels) and differential tests.
+void set_custom_kernels(bool on);
+bool custom_kernels();
+
+// True when fused_layer_norm can take these arguments: x on CUDA, float32 or bf16, last dim with
+// a compiled kernel; w, b float32 [C] on the same device; out_dtype float32 or bf16; custom
+// kernels on and compiled in.
+bool fused_layer_norm_applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                              at::ScalarType out_dtype);
+
+// x [..., C] -> LayerNorm(x) * w + b [..., C] stored as out_dtype (float32 arithmetic). Backward:
+// dx in x's dtype, dw, db float32. Throws when !fused_layer_norm_applies.
+at::Tensor fused_layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                            double eps, at::ScalarType out_dtype);
+
+}  // namespace hacm::accel
