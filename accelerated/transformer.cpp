@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "accelerated/fused_layer_norm.h"
+#include "accelerated/fused_linear.h"
 
 namespace hacm::accel {
 
@@ -37,7 +38,7 @@ at::Tensor layer_norm_matmul_input(const at::Tensor& x, const at::Tensor& w, con
 at::Tensor attention_forward(const at::Tensor& x, const StateDict& sd, const std::string& prefix,
                              int64_t heads, at::Tensor* probs_out) {
   const int64_t B = x.size(0), N = x.size(1), d = x.size(2), hd = d / heads;
-  at::Tensor qkv = at::linear(x, param(sd, prefix + "qkv.weight"), param(sd, prefix + "qkv.bias"));
+  at::Tensor qkv = linear_forward(x, param(sd, prefix + "qkv.weight"), param(sd, prefix + "qkv.bias"));
   // q, k, v as views of qkv [B, N, 3d] ((3, h, hd) order of the last dim): split's backward is one
   // cat into [B, N, 3d], where indexing a permuted [3, B, h, N, hd] cost three zero-filled
   // full-size gradients and two additions (SelectBackward: 1.4 ms of an 18 ms bf16 step).
@@ -57,7 +58,7 @@ at::Tensor attention_forward(const at::Tensor& x, const StateDict& sd, const std
     out = at::scaled_dot_product_attention(q, k, v);
   }
   out = out.transpose(1, 2).reshape({B, N, d});
-  return at::linear(out, param(sd, prefix + "proj.weight"), param(sd, prefix + "proj.bias"));
+  return linear_forward(out, param(sd, prefix + "proj.weight"), param(sd, prefix + "proj.bias"));
 }
 
 static at::Tensor drop_path_forward(const at::Tensor& branch, double p) {
@@ -74,9 +75,9 @@ at::Tensor block_forward(const at::Tensor& x, const StateDict& sd, const std::st
       x + drop_path_forward(attention_forward(h, sd, prefix + "attn.", heads), drop_path);
   h = layer_norm_matmul_input(y, param(sd, prefix + "norm2.weight"),
                               param(sd, prefix + "norm2.bias"));
-  h = at::linear(h, param(sd, prefix + "mlp.fc1.weight"), param(sd, prefix + "mlp.fc1.bias"));
+  h = linear_forward(h, param(sd, prefix + "mlp.fc1.weight"), param(sd, prefix + "mlp.fc1.bias"));
   h = at::gelu(h);  // exact erf form (approximate = "none")
-  h = at::linear(h, param(sd, prefix + "mlp.fc2.weight"), param(sd, prefix + "mlp.fc2.bias"));
+  h = linear_forward(h, param(sd, prefix + "mlp.fc2.weight"), param(sd, prefix + "mlp.fc2.bias"));
   return y + drop_path_forward(h, drop_path);
 }
 

@@ -1,0 +1,103 @@
+#include "accelerated/fused_linear.h"
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include "accelerated/fused_layer_norm.h"
+
+#ifdef HACM_CUDA_KERNELS
+#include <ATen/cuda/CUDAContext.h>
+
+#include "accelerated/kernels/column_sum.h"
+#endif
+
+namespace hacm::accel {
+
+namespace {
+
+// The operand type at::linear would compute in: the autocast type under CUDA autocast, else x's.
+at::ScalarType compute_type(const at::Tensor& x) {
+  return at::autocast::is_autocast_enabled(at::kCUDA) ? at::autocast::get_autocast_dtype(at::kCUDA)
+                                                      : x.scalar_type();
+}
+
+#ifdef HACM_CUDA_KERNELS
+struct FusedLinearFn : torch::autograd::Function<FusedLinearFn> {
+  // x [..., in], w [out, in], b [out] -> y [..., out] in the compute type.
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& w, const at::Tensor& b) {
+    const at::ScalarType ct = compute_type(x);
+    const at::Tensor xc = x.to(ct), wc = w.to(ct), bc = b.to(ct);
+    // Operands already in the compute type: autocast, if on, passes them through unchanged.
+    at::Tensor y = at::linear(xc, wc, bc);
+    ctx->save_for_backward({xc, wc});
+    ctx->saved_data["x_dtype"] = int64_t(x.scalar_type());
+    ctx->saved_data["w_dtype"] = int64_t(w.scalar_type());
+    ctx->saved_data["b_dtype"] = int64_t(b.scalar_type());
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &xc = saved[0], &wc = saved[1];
+    const int64_t out = wc.size(0), in = wc.size(1);
+    const at::Tensor dy = grads[0].to(xc.scalar_type()).contiguous().view({-1, out});
+    at::Tensor dx, dw, db;
+    if (ctx->needs_input_grad(0))
+      dx = at::mm(dy, wc).view(xc.sizes()).to(at::ScalarType(ctx->saved_data["x_dtype"].toInt()));
+    if (ctx->needs_input_grad(1))
+      dw = at::mm(dy.t(), xc.reshape({-1, in}))
+               .to(at::ScalarType(ctx->saved_data["w_dtype"].toInt()));
+    if (ctx->needs_input_grad(2)) {
+      const at::ScalarType b_dtype = at::ScalarType(ctx->saved_data["b_dtype"].toInt());
+      const int64_t rows = dy.size(0);
+      if (cuda::column_sum_supports(out, dy.data_ptr())) {
+        at::Tensor sum = at::empty({out}, dy.options().dtype(at::kFloat));
+        at::Tensor scratch =
+            at::empty({cuda::column_sum_scratch(rows, out)}, dy.options().dtype(at::kFloat));
+        cuda::column_sum(dy.data_ptr(),
+                         dy.scalar_type() == at::kBFloat16 ? cuda::Dtype::kBF16
+                                                           : cuda::Dtype::kF32,
+                         rows, out, sum.data_ptr<float>(), scratch.data_ptr<float>(),
+                         at::cuda::getCurrentCUDAStream());
+        db = sum.to(b_dtype);
+      } else {
+        db = dy.sum(0, false, at::kFloat).to(b_dtype);  // a misaligned view: ATen's reduction
+      }
+    }
+    return {dx, dw, db};
+  }
+};
+#endif
+
+}  // namespace
+
+bool fused_linear_applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+#ifdef HACM_CUDA_KERNELS
+  if (!custom_kernels() || !x.is_cuda() || !w.defined() || !b.defined() || w.dim() != 2 ||
+      x.dim() < 1 || x.size(-1) != w.size(1) || b.numel() != w.size(0) ||
+      w.device() != x.device() || b.device() != x.device())
+    return false;
+  const at::ScalarType ct = compute_type(x);
+  // The kernel's storage types; without autocast at::linear needs one dtype for all three.
+  if (ct != at::kFloat && ct != at::kBFloat16) return false;
+  if (!at::autocast::is_autocast_enabled(at::kCUDA) &&
+      (w.scalar_type() != ct || b.scalar_type() != ct))
+    return false;
+  return w.size(0) % 2 == 0;  // the column-sum kernel's width rule (alignment: fresh tensors)
+#else
+  (void)x, (void)w, (void)b;
+  return false;
+#endif
+}
+
+at::Tensor linear_forward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+#ifdef HACM_CUDA_KERNELS
+  if (fused_linear_applies(x, w, b)) return FusedLinearFn::apply(x, w, b);
+#endif
+  return at::linear(x, w, b);
+}
+
+}  // namespace hacm::accel

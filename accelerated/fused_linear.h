@@ -1,0 +1,19 @@
+// Linear layer with the bias gradient from the column-sum CUDA kernel
+// (accelerated/kernels/column_sum.cu): forward and the two matmuls of the backward are ATen's
+// (cuBLAS), with autocast's casts done here so the backward keeps the cast operands.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+namespace hacm::accel {
+
+// x [..., in], w [out, in], b [out] -> x wᵀ + b [..., out]: ATen's at::linear semantics, including
+// CUDA autocast (operands cast to the autocast type, result in it). On CUDA with custom kernels on
+// (fused_layer_norm.h: set_custom_kernels) and an even out width, an autograd function whose
+// backward sums the bias gradient with the column-sum kernel (float32 accumulation; ATen rounds
+// that sum to the autocast type); elsewhere at::linear itself.
+at::Tensor linear_forward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
+
+// True when linear_forward takes the custom path for these arguments.
+bool fused_linear_applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
+
+}  // namespace hacm::accel

@@ -1,0 +1,147 @@
+// Differential: accel::linear_forward's CUDA path (ATen matmuls + the column-sum kernel for the
+// bias gradient, accelerated/kernels/column_sum.cu) against ref::linear_forward / linear_backward
+// (Eigen, double). CUDA only for the custom path; on the CPU linear_forward is at::linear (checked
+// here to be exactly that).
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "accelerated/fused_layer_norm.h"
+#include "accelerated/fused_linear.h"
+#include "accelerated/precision.h"
+#include "reference/transformer.h"
+#include "tests/compare.h"
+#include "tests/diff_util.h"
+
+using namespace hacm;
+using namespace hacm::test;
+using hacm::ref::Tensor;
+
+namespace {
+
+struct Case {
+  Tensor<double> x, gout;        // [B, N, in], [B, N, out]
+  ref::LinearParams<double> p;   // w [out, in], b [out]
+  Tensor<double> y, gx;          // reference forward and input gradient
+  ref::LinearParams<double> g;   // reference weight / bias gradients
+};
+
+// Inputs rounded to `st` so both sides start from the same numbers.
+Case make_case(int64_t B, int64_t N, int64_t in, int64_t out, c10::ScalarType st, uint64_t seed) {
+  auto round_to = [st](Tensor<double>& t) {
+    at::Tensor a = at::empty({t.numel()}, at::kDouble);
+    std::copy(t.data.begin(), t.data.end(), a.data_ptr<double>());
+    a = a.to(st).to(at::kDouble);
+    std::copy(a.data_ptr<double>(), a.data_ptr<double>() + t.numel(), t.data.begin());
+  };
+  Case c;
+  c.x = ref_randn({B, N, in}, seed);
+  c.gout = ref_randn({B, N, out}, seed + 1);
+  c.p.w = ref_randn({out, in}, seed + 2, 0.05);
+  c.p.b = ref_randn({out}, seed + 3, 0.5);
+  for (Tensor<double>* t : {&c.x, &c.gout, &c.p.w, &c.p.b}) round_to(*t);
+  c.y = ref::linear_forward(c.x, c.p);
+  c.g.w = Tensor<double>({out, in});
+  c.g.b = Tensor<double>({out});
+  c.gx = ref::linear_backward(c.x, c.p, c.gout, c.g);
+  return c;
+}
+
+struct Got {
+  at::Tensor y, gx, gw, gb;
+};
+Got run(const Case& c, at::Device dev, c10::ScalarType x_dtype) {
+  at::Tensor x = to_at(c.x, x_dtype, dev).requires_grad_(true);
+  at::Tensor w = to_at(c.p.w, at::kFloat, dev).requires_grad_(true);
+  at::Tensor b = to_at(c.p.b, at::kFloat, dev).requires_grad_(true);
+  at::Tensor y = accel::linear_forward(x, w, b);
+  y.backward(to_at(c.gout, y.scalar_type(), dev));
+  EXPECT_EQ(x.grad().scalar_type(), x_dtype);
+  EXPECT_EQ(w.grad().scalar_type(), at::kFloat);
+  EXPECT_EQ(b.grad().scalar_type(), at::kFloat);
+  return {y, x.grad(), w.grad(), b.grad()};
+}
+
+}  // namespace
+
+// float32, TF32 off: the shapes of the HA-CM decoder's four linears (rows = 2 x 216 tokens), and
+// 55,296 rows for the multi-block bias sums.
+TEST(DifferentialLinear, CudaFloat32MatchesReference) {
+  REQUIRE_CUDA();
+  strict_fp32();
+  const at::Device dev(at::kCUDA);
+  struct Shape {
+    int64_t B, N, in, out;
+  };
+  for (Shape s : {Shape{2, 216, 256, 768}, Shape{2, 216, 256, 1024}, Shape{2, 216, 1024, 256},
+                  Shape{1, 7, 64, 12}, Shape{128, 432, 64, 256}}) {
+    const std::string tag = std::to_string(s.B * s.N) + " rows " + std::to_string(s.in) + "->" +
+                            std::to_string(s.out);
+    Case c = make_case(s.B, s.N, s.in, s.out, at::kFloat, 700 + uint64_t(s.out + s.N));
+    at::Tensor xprobe = at::empty({1, s.in}, at::TensorOptions().device(dev));
+    EXPECT_TRUE(accel::fused_linear_applies(
+        xprobe, at::empty({s.out, s.in}, xprobe.options()), at::empty({s.out}, xprobe.options())));
+    Got g = run(c, dev, at::kFloat);
+    // float32 matmuls over `in` terms and bias sums over up to 55,296 rows (float32 partials of
+    // a few hundred rows, then a fixed-order sum): bound 1e-5 normwise, 1e-4 for the weight
+    // gradient (sums over all rows of products).
+    EXPECT_CLOSE_NORMWISE(tag + " y", to_vec(g.y), c.y.data, 1e-5);
+    EXPECT_CLOSE_NORMWISE(tag + " dx", to_vec(g.gx), c.gx.data, 1e-5);
+    EXPECT_CLOSE_NORMWISE(tag + " dw", to_vec(g.gw), c.g.w.data, 1e-4);
+    EXPECT_CLOSE_NORMWISE(tag + " db", to_vec(g.gb), c.g.b.data, 1e-5);
+  }
+}
+
+// bf16 autocast: operands cast to bf16 as at::linear would, bias gradient summed in float32.
+TEST(DifferentialLinear, CudaBf16AutocastMatchesReference) {
+  REQUIRE_CUDA();
+  const at::Device dev(at::kCUDA);
+  Case c = make_case(8, 432, 256, 768, at::kBFloat16, 800);
+  accel::Autocast autocast(accel::Precision::kBf16, dev);
+  Got g = run(c, dev, at::kBFloat16);
+  EXPECT_EQ(g.y.scalar_type(), at::kBFloat16);
+  // Inputs exact in bf16; y and dx rounded once to bf16 (2^-9 relative) after float32
+  // accumulation: 4e-3. dw from bf16 operands rounded to bf16, then to float32: 4e-3. db: float32
+  // sums of exact bf16 values: 1e-5.
+  EXPECT_CLOSE_NORMWISE("bf16 y", to_vec(g.y), c.y.data, 4e-3);
+  EXPECT_CLOSE_NORMWISE("bf16 dx", to_vec(g.gx), c.gx.data, 4e-3);
+  EXPECT_CLOSE_NORMWISE("bf16 dw", to_vec(g.gw), c.g.w.data, 4e-3);
+  EXPECT_CLOSE_NORMWISE("db (float32 sum)", to_vec(g.gb), c.g.b.data, 1e-5);
+}
+
+// With custom kernels off, or an odd width, linear_forward is at::linear (autograd's own
+// backward); both paths agree on CUDA within float32 rounding.
+TEST(DifferentialLinear, CudaCustomAndAtenAgree) {
+  REQUIRE_CUDA();
+  strict_fp32();
+  const at::Device dev(at::kCUDA);
+  Case c = make_case(4, 100, 64, 256, at::kFloat, 850);
+  Got fused = run(c, dev, at::kFloat);
+  accel::set_custom_kernels(false);
+  Got aten = run(c, dev, at::kFloat);
+  accel::set_custom_kernels(true);
+  EXPECT_CLOSE_NORMWISE("y", to_vec(fused.y), to_vec(aten.y), 1e-6);
+  EXPECT_CLOSE_NORMWISE("db", to_vec(fused.gb), to_vec(aten.gb), 1e-6);
+  at::Tensor x = at::randn({3, 64}, at::TensorOptions().device(dev));
+  EXPECT_FALSE(accel::fused_linear_applies(x, at::randn({13, 64}, x.options()),
+                                           at::randn({13}, x.options())));
+}
+
+// On the CPU linear_forward is at::linear: identical bits, forward and backward.
+TEST(DifferentialLinear, CpuIsAtenLinear) {
+  Case c = make_case(2, 30, 64, 96, at::kFloat, 900);
+  Got ours = run(c, at::kCPU, at::kFloat);
+  at::Tensor x = to_at(c.x, at::kFloat, at::kCPU).requires_grad_(true);
+  at::Tensor w = to_at(c.p.w, at::kFloat, at::kCPU).requires_grad_(true);
+  at::Tensor b = to_at(c.p.b, at::kFloat, at::kCPU).requires_grad_(true);
+  at::Tensor y = at::linear(x, w, b);
+  y.backward(to_at(c.gout, at::kFloat, at::kCPU));
+  EXPECT_TRUE(at::equal(ours.y, y));
+  EXPECT_TRUE(at::equal(ours.gx, x.grad()));
+  EXPECT_TRUE(at::equal(ours.gw, w.grad()));
+  EXPECT_TRUE(at::equal(ours.gb, b.grad()));
+  // And the float64 reference agrees within float32 rounding (the test's own sanity).
+  EXPECT_CLOSE_NORMWISE("cpu y", to_vec(ours.y), c.y.data, 1e-5);
+  EXPECT_FALSE(accel::fused_linear_applies(x, w, b));
+}
