@@ -12,10 +12,12 @@ outermost aten:: operator. Prints ms per step per operator, then per (outer, inn
 import collections
 import gzip
 import json
+import signal
 import sys
 
 
 def main():
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # quiet when piped into head
     if len(sys.argv) < 3:
         sys.exit(__doc__)
     path, steps = sys.argv[1], float(sys.argv[2])
