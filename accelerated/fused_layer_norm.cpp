@@ -66,8 +66,8 @@ struct FusedLayerNormFn : torch::autograd::Function<FusedLayerNormFn> {
     cuda::layer_norm_backward(dy.data_ptr(), kernel_dtype(dy.scalar_type()), x.data_ptr(),
                               kernel_dtype(x.scalar_type()), w.data_ptr<float>(),
                               mean.data_ptr<float>(), rstd.data_ptr<float>(), dx.data_ptr(),
-                              dw.data_ptr<float>(), db.data_ptr<float>(),
-                              scratch.data_ptr<float>(), rows, C, at::cuda::getCurrentCUDAStream());
+                              dw.data_ptr<float>(), db.data_ptr<float>(), scratch.data_ptr<float>(),
+                              rows, C, at::cuda::getCurrentCUDAStream());
     return {dx, dw, db, at::Tensor(), at::Tensor()};
   }
 };

@@ -14,6 +14,7 @@
 
 namespace hacm::accel {
 
+#ifdef HACM_CUDA_KERNELS
 namespace {
 
 // The operand type at::linear would compute in: the autocast type under CUDA autocast, else x's.
@@ -22,7 +23,6 @@ at::ScalarType compute_type(const at::Tensor& x) {
                                                       : x.scalar_type();
 }
 
-#ifdef HACM_CUDA_KERNELS
 struct FusedLinearFn : torch::autograd::Function<FusedLinearFn> {
   // x [..., in], w [out, in], b [out] -> y [..., out] in the compute type.
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
@@ -58,8 +58,7 @@ struct FusedLinearFn : torch::autograd::Function<FusedLinearFn> {
         at::Tensor scratch =
             at::empty({cuda::column_sum_scratch(rows, out)}, dy.options().dtype(at::kFloat));
         cuda::column_sum(dy.data_ptr(),
-                         dy.scalar_type() == at::kBFloat16 ? cuda::Dtype::kBF16
-                                                           : cuda::Dtype::kF32,
+                         dy.scalar_type() == at::kBFloat16 ? cuda::Dtype::kBF16 : cuda::Dtype::kF32,
                          rows, out, sum.data_ptr<float>(), scratch.data_ptr<float>(),
                          at::cuda::getCurrentCUDAStream());
         db = sum.to(b_dtype);
@@ -70,9 +69,9 @@ struct FusedLinearFn : torch::autograd::Function<FusedLinearFn> {
     return {dx, dw, db};
   }
 };
-#endif
 
 }  // namespace
+#endif
 
 bool fused_linear_applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
 #ifdef HACM_CUDA_KERNELS

@@ -48,8 +48,9 @@ void register_accelerated_components(ComponentRegistry& reg) {
   HACM_ACC("patch_embed", patch_embed_forward, true, "");
   HACM_ACC_INLINE("add_pos_temp", hacm_forward, "E + pos_embed + temp_embed");
   // transformer
-  HACM_ACC("linear", linear_forward, true,
-           "at::linear; on CUDA the bias gradient by the column-sum kernel (kernels/column_sum.cu)");
+  HACM_ACC(
+      "linear", linear_forward, true,
+      "at::linear; on CUDA the bias gradient by the column-sum kernel (kernels/column_sum.cu)");
   HACM_ACC("layernorm", layer_norm_forward, true,
            "CUDA float32/bf16: fused kernel (kernels/layer_norm.cu, fused_layer_norm.h); also "
            "layer_norm_matmul_input");

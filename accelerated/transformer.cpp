@@ -38,7 +38,8 @@ at::Tensor layer_norm_matmul_input(const at::Tensor& x, const at::Tensor& w, con
 at::Tensor attention_forward(const at::Tensor& x, const StateDict& sd, const std::string& prefix,
                              int64_t heads, at::Tensor* probs_out) {
   const int64_t B = x.size(0), N = x.size(1), d = x.size(2), hd = d / heads;
-  at::Tensor qkv = linear_forward(x, param(sd, prefix + "qkv.weight"), param(sd, prefix + "qkv.bias"));
+  at::Tensor qkv =
+      linear_forward(x, param(sd, prefix + "qkv.weight"), param(sd, prefix + "qkv.bias"));
   // q, k, v as views of qkv [B, N, 3d] ((3, h, hd) order of the last dim): split's backward is one
   // cat into [B, N, 3d], where indexing a permuted [3, B, h, N, hd] cost three zero-filled
   // full-size gradients and two additions (SelectBackward: 1.4 ms of an 18 ms bf16 step).

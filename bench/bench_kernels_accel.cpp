@@ -29,8 +29,7 @@ constexpr int64_t kRows = 128 * 432, kCols = 256;
 bool validate(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const at::Tensor& dy,
               at::ScalarType out, double bound, std::string* msg) {
   auto normwise = [](const at::Tensor& got, const at::Tensor& ref) {
-    return (got.to(at::kDouble) - ref).abs().max().item<double>() /
-           ref.abs().max().item<double>();
+    return (got.to(at::kDouble) - ref).abs().max().item<double>() / ref.abs().max().item<double>();
   };
   at::Tensor xd = x.detach().to(at::kDouble).requires_grad_(true);
   at::Tensor yd = at::layer_norm(xd, {kCols}, w.to(at::kDouble), b.to(at::kDouble), 1e-5);
@@ -87,7 +86,10 @@ void BM_LayerNorm(benchmark::State& state) {
                  (autocast_form ? "float32 in, bf16 out / bf16 gradient" : "float32") +
                  ", 55296 x 256, forward + backward; validation " + msg);
 }
-BENCHMARK(BM_LayerNorm)->ArgsProduct({{0, 1}, {0, 1}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LayerNorm)
+    ->ArgsProduct({{0, 1}, {0, 1}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // Bias gradient through linear_forward's backward (custom: column-sum kernel) or at::linear's
 // (ATen: AddmmBackward's sum). Timed alone: the two backward matmuls are the same in both, so
@@ -120,7 +122,8 @@ void BM_ColumnSum(benchmark::State& state) {
   // bias: the same bound.
   if (!(err <= 4e-3)) {
     accel::set_custom_kernels(true);
-    state.SkipWithError(("bias gradient differs from the float64 sum: " + std::to_string(err)).c_str());
+    state.SkipWithError(
+        ("bias gradient differs from the float64 sum: " + std::to_string(err)).c_str());
     return;
   }
   for (int i = 0; i < 3; ++i) bias_grad();
@@ -130,14 +133,18 @@ void BM_ColumnSum(benchmark::State& state) {
     sync_device(dev);
   }
   accel::set_custom_kernels(true);
-  state.counters["GB/s"] = benchmark::Counter(double(kRows * cols) * 2,
-                                              benchmark::Counter::kIsIterationInvariantRate,
-                                              benchmark::Counter::kIs1024);
+  state.counters["GB/s"] =
+      benchmark::Counter(double(kRows * cols) * 2, benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1024);
   state.SetLabel(std::string(custom ? "column-sum kernel" : "ATen") +
                  ", linear backward with in=8 (bias gradient dominates), 55296 rows, bf16; "
-                 "validation " + std::to_string(err));
+                 "validation " +
+                 std::to_string(err));
 }
-BENCHMARK(BM_ColumnSum)->ArgsProduct({{0, 1}, {256, 768, 1024}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ColumnSum)
+    ->ArgsProduct({{0, 1}, {256, 768, 1024}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

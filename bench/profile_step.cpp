@@ -51,7 +51,6 @@ std::string short_name(const std::string& s, size_t n = 110) {
   return s.substr(0, n / 2 - 2) + " .. " + s.substr(s.size() - (n / 2 - 2));
 }
 
-
 }  // namespace
 
 int main(int argc, char** argv) {

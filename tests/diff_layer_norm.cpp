@@ -32,12 +32,6 @@ struct Case {
 // numbers; x carries a row offset of 3 (a residual stream is not centred: tests the variance).
 Case make_case(int64_t rows, int64_t C, c10::ScalarType x_stored, c10::ScalarType g_stored,
                uint64_t seed) {
-  auto round_to = [](Tensor<double>& t, c10::ScalarType st) {
-    at::Tensor a = at::empty({t.numel()}, at::kDouble);
-    std::copy(t.data.begin(), t.data.end(), a.data_ptr<double>());
-    a = a.to(st).to(at::kDouble);
-    std::copy(a.data_ptr<double>(), a.data_ptr<double>() + t.numel(), t.data.begin());
-  };
   Case c;
   c.x = ref_randn({rows, C}, seed);
   for (auto& v : c.x.data) v += 3.0;
@@ -45,10 +39,10 @@ Case make_case(int64_t rows, int64_t C, c10::ScalarType x_stored, c10::ScalarTyp
   c.p.w = ref_randn({C}, seed + 2, 0.5);
   c.p.b = ref_randn({C}, seed + 3, 0.5);
   for (auto& v : c.p.w.data) v += 1.0;
-  round_to(c.x, x_stored);
-  round_to(c.gout, g_stored);
-  round_to(c.p.w, at::kFloat);
-  round_to(c.p.b, at::kFloat);
+  round_through(c.x, x_stored);
+  round_through(c.gout, g_stored);
+  round_through(c.p.w, at::kFloat);
+  round_through(c.p.b, at::kFloat);
   ref::LayerNormCache<double> cache;
   c.y = ref::layernorm_forward(c.x, c.p, 1e-5, &cache);
   c.g.w = Tensor<double>({C});

@@ -21,26 +21,20 @@ using hacm::ref::Tensor;
 namespace {
 
 struct Case {
-  Tensor<double> x, gout;        // [B, N, in], [B, N, out]
-  ref::LinearParams<double> p;   // w [out, in], b [out]
-  Tensor<double> y, gx;          // reference forward and input gradient
-  ref::LinearParams<double> g;   // reference weight / bias gradients
+  Tensor<double> x, gout;       // [B, N, in], [B, N, out]
+  ref::LinearParams<double> p;  // w [out, in], b [out]
+  Tensor<double> y, gx;         // reference forward and input gradient
+  ref::LinearParams<double> g;  // reference weight / bias gradients
 };
 
 // Inputs rounded to `st` so both sides start from the same numbers.
 Case make_case(int64_t B, int64_t N, int64_t in, int64_t out, c10::ScalarType st, uint64_t seed) {
-  auto round_to = [st](Tensor<double>& t) {
-    at::Tensor a = at::empty({t.numel()}, at::kDouble);
-    std::copy(t.data.begin(), t.data.end(), a.data_ptr<double>());
-    a = a.to(st).to(at::kDouble);
-    std::copy(a.data_ptr<double>(), a.data_ptr<double>() + t.numel(), t.data.begin());
-  };
   Case c;
   c.x = ref_randn({B, N, in}, seed);
   c.gout = ref_randn({B, N, out}, seed + 1);
   c.p.w = ref_randn({out, in}, seed + 2, 0.05);
   c.p.b = ref_randn({out}, seed + 3, 0.5);
-  for (Tensor<double>* t : {&c.x, &c.gout, &c.p.w, &c.p.b}) round_to(*t);
+  for (Tensor<double>* t : {&c.x, &c.gout, &c.p.w, &c.p.b}) round_through(*t, st);
   c.y = ref::linear_forward(c.x, c.p);
   c.g.w = Tensor<double>({out, in});
   c.g.b = Tensor<double>({out});
@@ -76,12 +70,12 @@ TEST(DifferentialLinear, CudaFloat32MatchesReference) {
   };
   for (Shape s : {Shape{2, 216, 256, 768}, Shape{2, 216, 256, 1024}, Shape{2, 216, 1024, 256},
                   Shape{1, 7, 64, 12}, Shape{128, 432, 64, 256}}) {
-    const std::string tag = std::to_string(s.B * s.N) + " rows " + std::to_string(s.in) + "->" +
-                            std::to_string(s.out);
+    const std::string tag =
+        std::to_string(s.B * s.N) + " rows " + std::to_string(s.in) + "->" + std::to_string(s.out);
     Case c = make_case(s.B, s.N, s.in, s.out, at::kFloat, 700 + uint64_t(s.out + s.N));
     at::Tensor xprobe = at::empty({1, s.in}, at::TensorOptions().device(dev));
-    EXPECT_TRUE(accel::fused_linear_applies(
-        xprobe, at::empty({s.out, s.in}, xprobe.options()), at::empty({s.out}, xprobe.options())));
+    EXPECT_TRUE(accel::fused_linear_applies(xprobe, at::empty({s.out, s.in}, xprobe.options()),
+                                            at::empty({s.out}, xprobe.options())));
     Got g = run(c, dev, at::kFloat);
     // float32 matmuls over `in` terms and bias sums over up to 55,296 rows (float32 partials of
     // a few hundred rows, then a fixed-order sum): bound 1e-5 normwise, 1e-4 for the weight

@@ -25,6 +25,14 @@ inline at::Tensor to_at(const ref::Tensor<double>& t, c10::ScalarType dtype, at:
   std::copy(t.data.begin(), t.data.end(), a.data_ptr<double>());
   return a.to(dtype).to(dev);
 }
+// Rounds every value of t through `dtype` (e.g. float32, bf16) in place, so the reference and
+// the accelerated side start from the same, exactly representable numbers.
+inline void round_through(ref::Tensor<double>& t, c10::ScalarType dtype) {
+  at::Tensor a = at::empty({t.numel()}, at::kDouble);
+  std::copy(t.data.begin(), t.data.end(), a.data_ptr<double>());
+  a = a.to(dtype).to(at::kDouble);
+  std::copy(a.data_ptr<double>(), a.data_ptr<double>() + t.numel(), t.data.begin());
+}
 inline std::vector<double> ref_vec(const ref::Tensor<double>& t) {
   return t.data;
 }

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "accelerated/kernels/column_sum.h"
+#include "accelerated/kernels/cuda_util.cuh"
 
 namespace hacm::cuda {
 namespace {
@@ -61,27 +62,11 @@ __global__ void column_sum_partials_kernel(const float* __restrict__ partial, in
   out[c] = t;
 }
 
-int multiprocessors() {
-  static int sms = [] {
-    int dev = 0, n = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
-    return std::max(n, 1);
-  }();
-  return sms;
-}
-
 // Row slices: about 4 blocks per multiprocessor in all, at least 8 rows (one per warp) each.
 int row_parts(int64_t rows, int64_t cols) {
   const int64_t col_blocks = (cols + kCols - 1) / kCols;
   const int64_t want = std::max<int64_t>(1, int64_t(4) * multiprocessors() / col_blocks);
   return int(std::max<int64_t>(1, std::min<int64_t>(want, (rows + kWarps - 1) / kWarps)));
-}
-
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess)
-    throw std::runtime_error(std::string("column_sum CUDA kernel (") + what +
-                             "): " + cudaGetErrorString(e));
 }
 
 }  // namespace
@@ -102,15 +87,15 @@ void column_sum(const void* x, Dtype tx, int64_t rows, int64_t cols, float* out,
   const int parts = row_parts(rows, cols);
   const dim3 grid(unsigned((cols + kCols - 1) / kCols), unsigned(parts));
   if (tx == Dtype::kBF16)
-    column_sum_kernel<__nv_bfloat16><<<grid, kWarps * 32, 0, s>>>(
-        static_cast<const __nv_bfloat16*>(x), rows, cols, scratch);
+    column_sum_kernel<__nv_bfloat16>
+        <<<grid, kWarps * 32, 0, s>>>(static_cast<const __nv_bfloat16*>(x), rows, cols, scratch);
   else
-    column_sum_kernel<float><<<grid, kWarps * 32, 0, s>>>(static_cast<const float*>(x), rows,
-                                                          cols, scratch);
-  check(cudaGetLastError(), "partial sums");
+    column_sum_kernel<float>
+        <<<grid, kWarps * 32, 0, s>>>(static_cast<const float*>(x), rows, cols, scratch);
+  check_launch("column_sum partial sums");
   column_sum_partials_kernel<<<unsigned((cols + 127) / 128), 128, 0, s>>>(scratch, parts, cols,
                                                                           out);
-  check(cudaGetLastError(), "final sums");
+  check_launch("column_sum final sums");
 }
 
 }  // namespace hacm::cuda

@@ -4,9 +4,9 @@
 // whatever the storage type. Plain CUDA; accelerated/fused_linear.cpp uses it in the backward.
 // Reference twin: the bias gradient of ref::linear_backward (reference/transformer.h).
 #pragma once
-#include <cstdint>
-
 #include <cuda_runtime_api.h>
+
+#include <cstdint>
 
 #include "accelerated/kernels/layer_norm.h"  // Dtype
 

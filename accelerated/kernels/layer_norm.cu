@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "accelerated/kernels/cuda_util.cuh"
 #include "accelerated/kernels/layer_norm.h"
 
 namespace hacm::cuda {
@@ -16,10 +17,18 @@ namespace {
 
 constexpr int kWarps = 8;  // rows per block of the forward, warps per block of both kernels
 
-__device__ __forceinline__ float load(const float* p) { return *p; }
-__device__ __forceinline__ float load(const __nv_bfloat16* p) { return __bfloat162float(*p); }
-__device__ __forceinline__ void store(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
+__device__ __forceinline__ float load(const float* p) {
+  return *p;
+}
+__device__ __forceinline__ float load(const __nv_bfloat16* p) {
+  return __bfloat162float(*p);
+}
+__device__ __forceinline__ void store(float* p, float v) {
+  *p = v;
+}
+__device__ __forceinline__ void store(__nv_bfloat16* p, float v) {
+  *p = __float2bfloat16_rn(v);
+}
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -134,22 +143,10 @@ __global__ void ln_sum_partials_kernel(const float* __restrict__ partial, int bl
   db[c] = tb;
 }
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess)
-    throw std::runtime_error(std::string("layer_norm CUDA kernel (") + what +
-                             "): " + cudaGetErrorString(e));
-}
-
 int backward_blocks(int64_t rows) {
-  static int sms = [] {
-    int dev = 0, n = 0;
-    cudaGetDevice(&dev);
-    cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev);
-    return std::max(n, 1);
-  }();
   // Up to 4 blocks per multiprocessor: enough rows per block to amortise the partial sums.
   const int64_t want = (rows + kWarps - 1) / kWarps;
-  return int(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(4) * sms)));
+  return int(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(4) * multiprocessors())));
 }
 
 template <typename Tx, typename Ty, int VPT>
@@ -204,18 +201,27 @@ bool layer_norm_supports(int64_t cols) {
   return cols == 64 || cols == 128 || cols == 256 || cols == 512;
 }
 
-void layer_norm_forward(const void* x, Dtype tx, const float* w, const float* b, void* y,
-                        Dtype ty, float* mean, float* rstd, int64_t rows, int64_t cols,
-                        float eps, cudaStream_t s) {
+void layer_norm_forward(const void* x, Dtype tx, const float* w, const float* b, void* y, Dtype ty,
+                        float* mean, float* rstd, int64_t rows, int64_t cols, float eps,
+                        cudaStream_t s) {
   if (rows == 0) return;
   switch (cols) {
-    case 64: forward_cols<2>(x, tx, w, b, y, ty, mean, rstd, rows, eps, s); break;
-    case 128: forward_cols<4>(x, tx, w, b, y, ty, mean, rstd, rows, eps, s); break;
-    case 256: forward_cols<8>(x, tx, w, b, y, ty, mean, rstd, rows, eps, s); break;
-    case 512: forward_cols<16>(x, tx, w, b, y, ty, mean, rstd, rows, eps, s); break;
-    default: throw std::invalid_argument("layer_norm_forward: unsupported width " + std::to_string(cols));
+    case 64:
+      forward_cols<2>(x, tx, w, b, y, ty, mean, rstd, rows, eps, s);
+      break;
+    case 128:
+      forward_cols<4>(x, tx, w, b, y, ty, mean, rstd, rows, eps, s);
+      break;
+    case 256:
+      forward_cols<8>(x, tx, w, b, y, ty, mean, rstd, rows, eps, s);
+      break;
+    case 512:
+      forward_cols<16>(x, tx, w, b, y, ty, mean, rstd, rows, eps, s);
+      break;
+    default:
+      throw std::invalid_argument("layer_norm_forward: unsupported width " + std::to_string(cols));
   }
-  check(cudaGetLastError(), "forward launch");
+  check_launch("layer_norm forward");
 }
 
 int64_t layer_norm_backward_scratch(int64_t rows, int64_t cols) {
@@ -227,16 +233,25 @@ void layer_norm_backward(const void* dy, Dtype tdy, const void* x, Dtype tx, con
                          float* scratch, int64_t rows, int64_t cols, cudaStream_t s) {
   const int blocks = backward_blocks(rows);
   switch (cols) {
-    case 64: backward_cols<2>(dy, tdy, x, tx, w, mean, rstd, dx, scratch, blocks, rows, s); break;
-    case 128: backward_cols<4>(dy, tdy, x, tx, w, mean, rstd, dx, scratch, blocks, rows, s); break;
-    case 256: backward_cols<8>(dy, tdy, x, tx, w, mean, rstd, dx, scratch, blocks, rows, s); break;
-    case 512: backward_cols<16>(dy, tdy, x, tx, w, mean, rstd, dx, scratch, blocks, rows, s); break;
-    default: throw std::invalid_argument("layer_norm_backward: unsupported width " + std::to_string(cols));
+    case 64:
+      backward_cols<2>(dy, tdy, x, tx, w, mean, rstd, dx, scratch, blocks, rows, s);
+      break;
+    case 128:
+      backward_cols<4>(dy, tdy, x, tx, w, mean, rstd, dx, scratch, blocks, rows, s);
+      break;
+    case 256:
+      backward_cols<8>(dy, tdy, x, tx, w, mean, rstd, dx, scratch, blocks, rows, s);
+      break;
+    case 512:
+      backward_cols<16>(dy, tdy, x, tx, w, mean, rstd, dx, scratch, blocks, rows, s);
+      break;
+    default:
+      throw std::invalid_argument("layer_norm_backward: unsupported width " + std::to_string(cols));
   }
-  check(cudaGetLastError(), "backward launch");
+  check_launch("layer_norm backward");
   ln_sum_partials_kernel<<<unsigned((cols + 127) / 128), 128, 0, s>>>(scratch, blocks, int(cols),
-                                                                       dw, db);
-  check(cudaGetLastError(), "partial-sum launch");
+                                                                      dw, db);
+  check_launch("layer_norm weight-gradient sums");
 }
 
 }  // namespace hacm::cuda

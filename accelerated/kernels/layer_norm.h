@@ -6,9 +6,9 @@
 // Plain CUDA (no torch headers); accelerated/fused_layer_norm.cpp wraps it for autograd.
 // Reference twin: ref::layernorm_forward / layernorm_backward (reference/transformer.h).
 #pragma once
-#include <cstdint>
-
 #include <cuda_runtime_api.h>
+
+#include <cstdint>
 
 namespace hacm::cuda {
 
@@ -19,9 +19,9 @@ bool layer_norm_supports(int64_t cols);
 
 // x [rows, cols] (tx) -> y [rows, cols] (ty) = (x - mean) * rstd * w + b; w, b [cols] float32;
 // mean, rstd [rows] float32 saved for the backward. rstd = 1 / sqrt(var + eps), biased variance.
-void layer_norm_forward(const void* x, Dtype tx, const float* w, const float* b, void* y,
-                        Dtype ty, float* mean, float* rstd, int64_t rows, int64_t cols,
-                        float eps, cudaStream_t stream);
+void layer_norm_forward(const void* x, Dtype tx, const float* w, const float* b, void* y, Dtype ty,
+                        float* mean, float* rstd, int64_t rows, int64_t cols, float eps,
+                        cudaStream_t stream);
 
 // Scratch floats the backward needs for its per-block weight / bias gradient partial sums.
 int64_t layer_norm_backward_scratch(int64_t rows, int64_t cols);
