@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "accelerated/kernels/cuda_util.cuh"
 #include "accelerated/kernels/layer_norm.h"
@@ -195,6 +196,25 @@ void backward_cols(const void* dy, Dtype tdy, const void* x, Dtype tx, const flo
     backward_as<BF, BF, VPT>(dy, x, w, mean, rstd, dx, scratch, blocks, rows, s);
 }
 
+// Calls f(std::integral_constant<int, VPT>) for a width with a kernel (VPT = cols / 32 values per
+// lane); layer_norm_supports lists the same widths.
+template <typename F>
+void with_width(int64_t cols, const char* what, F&& f) {
+  switch (cols) {
+    case 64:
+      return f(std::integral_constant<int, 2>{});
+    case 128:
+      return f(std::integral_constant<int, 4>{});
+    case 256:
+      return f(std::integral_constant<int, 8>{});
+    case 512:
+      return f(std::integral_constant<int, 16>{});
+    default:
+      throw std::invalid_argument(std::string(what) + ": unsupported width " +
+                                  std::to_string(cols));
+  }
+}
+
 }  // namespace
 
 bool layer_norm_supports(int64_t cols) {
@@ -205,22 +225,9 @@ void layer_norm_forward(const void* x, Dtype tx, const float* w, const float* b,
                         float* mean, float* rstd, int64_t rows, int64_t cols, float eps,
                         cudaStream_t s) {
   if (rows == 0) return;
-  switch (cols) {
-    case 64:
-      forward_cols<2>(x, tx, w, b, y, ty, mean, rstd, rows, eps, s);
-      break;
-    case 128:
-      forward_cols<4>(x, tx, w, b, y, ty, mean, rstd, rows, eps, s);
-      break;
-    case 256:
-      forward_cols<8>(x, tx, w, b, y, ty, mean, rstd, rows, eps, s);
-      break;
-    case 512:
-      forward_cols<16>(x, tx, w, b, y, ty, mean, rstd, rows, eps, s);
-      break;
-    default:
-      throw std::invalid_argument("layer_norm_forward: unsupported width " + std::to_string(cols));
-  }
+  with_width(cols, "layer_norm_forward", [&](auto vpt) {
+    forward_cols<decltype(vpt)::value>(x, tx, w, b, y, ty, mean, rstd, rows, eps, s);
+  });
   check_launch("layer_norm forward");
 }
 
@@ -232,22 +239,10 @@ void layer_norm_backward(const void* dy, Dtype tdy, const void* x, Dtype tx, con
                          const float* mean, const float* rstd, void* dx, float* dw, float* db,
                          float* scratch, int64_t rows, int64_t cols, cudaStream_t s) {
   const int blocks = backward_blocks(rows);
-  switch (cols) {
-    case 64:
-      backward_cols<2>(dy, tdy, x, tx, w, mean, rstd, dx, scratch, blocks, rows, s);
-      break;
-    case 128:
-      backward_cols<4>(dy, tdy, x, tx, w, mean, rstd, dx, scratch, blocks, rows, s);
-      break;
-    case 256:
-      backward_cols<8>(dy, tdy, x, tx, w, mean, rstd, dx, scratch, blocks, rows, s);
-      break;
-    case 512:
-      backward_cols<16>(dy, tdy, x, tx, w, mean, rstd, dx, scratch, blocks, rows, s);
-      break;
-    default:
-      throw std::invalid_argument("layer_norm_backward: unsupported width " + std::to_string(cols));
-  }
+  with_width(cols, "layer_norm_backward", [&](auto vpt) {
+    backward_cols<decltype(vpt)::value>(dy, tdy, x, tx, w, mean, rstd, dx, scratch, blocks, rows,
+                                        s);
+  });
   check_launch("layer_norm backward");
   ln_sum_partials_kernel<<<unsigned((cols + 127) / 128), 128, 0, s>>>(scratch, blocks, int(cols),
                                                                       dw, db);
