@@ -50,22 +50,8 @@ struct FusedLinearFn : torch::autograd::Function<FusedLinearFn> {
     if (ctx->needs_input_grad(1))
       dw = at::mm(dy.t(), xc.reshape({-1, in}))
                .to(at::ScalarType(ctx->saved_data["w_dtype"].toInt()));
-    if (ctx->needs_input_grad(2)) {
-      const at::ScalarType b_dtype = at::ScalarType(ctx->saved_data["b_dtype"].toInt());
-      const int64_t rows = dy.size(0);
-      if (cuda::column_sum_supports(out, dy.data_ptr())) {
-        at::Tensor sum = at::empty({out}, dy.options().dtype(at::kFloat));
-        at::Tensor scratch =
-            at::empty({cuda::column_sum_scratch(rows, out)}, dy.options().dtype(at::kFloat));
-        cuda::column_sum(dy.data_ptr(),
-                         dy.scalar_type() == at::kBFloat16 ? cuda::Dtype::kBF16 : cuda::Dtype::kF32,
-                         rows, out, sum.data_ptr<float>(), scratch.data_ptr<float>(),
-                         at::cuda::getCurrentCUDAStream());
-        db = sum.to(b_dtype);
-      } else {
-        db = dy.sum(0, false, at::kFloat).to(b_dtype);  // a misaligned view: ATen's reduction
-      }
-    }
+    if (ctx->needs_input_grad(2))
+      db = column_sum(dy).to(at::ScalarType(ctx->saved_data["b_dtype"].toInt()));
     return {dx, dw, db};
   }
 };
@@ -90,6 +76,27 @@ bool fused_linear_applies(const at::Tensor& x, const at::Tensor& w, const at::Te
   (void)x, (void)w, (void)b;
   return false;
 #endif
+}
+
+at::Tensor column_sum(const at::Tensor& x) {
+  TORCH_CHECK(x.dim() == 2, "column_sum: x must be [rows, cols]");
+#ifdef HACM_CUDA_KERNELS
+  const at::Tensor xc = x.contiguous();
+  const int64_t rows = xc.size(0), cols = xc.size(1);
+  if (custom_kernels() && xc.is_cuda() &&
+      (xc.scalar_type() == at::kFloat || xc.scalar_type() == at::kBFloat16) &&
+      cuda::column_sum_supports(cols, xc.data_ptr())) {
+    auto fopt = xc.options().dtype(at::kFloat);
+    at::Tensor sum = at::empty({cols}, fopt);
+    at::Tensor scratch = at::empty({cuda::column_sum_scratch(rows, cols)}, fopt);
+    cuda::column_sum(xc.data_ptr(),
+                     xc.scalar_type() == at::kBFloat16 ? cuda::Dtype::kBF16 : cuda::Dtype::kF32,
+                     rows, cols, sum.data_ptr<float>(), scratch.data_ptr<float>(),
+                     at::cuda::getCurrentCUDAStream());
+    return sum;
+  }
+#endif
+  return x.sum(0, false, at::kFloat);  // CPU, odd widths, misaligned views: ATen's reduction
 }
 
 at::Tensor linear_forward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {

@@ -13,6 +13,11 @@ namespace hacm::accel {
 // that sum to the autocast type); elsewhere at::linear itself.
 at::Tensor linear_forward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
 
+// x [rows, cols] -> float32 [cols], the sum over rows (a linear layer's bias gradient): the
+// column-sum kernel on CUDA (float32 or bf16, even widths, custom kernels on), else ATen's
+// x.sum(0) accumulated and returned in float32.
+at::Tensor column_sum(const at::Tensor& x);
+
 // True when linear_forward takes the custom path for these arguments.
 bool fused_linear_applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
 

@@ -139,3 +139,31 @@ TEST(DifferentialLinear, CpuIsAtenLinear) {
   EXPECT_CLOSE_NORMWISE("cpu y", to_vec(ours.y), c.y.data, 1e-5);
   EXPECT_FALSE(accel::fused_linear_applies(x, w, b));
 }
+
+// accel::column_sum directly: the kernel for float32 and bf16 (float32 sums), ATen for an odd
+// width and for a view that starts 2 bytes into its storage (no 8-byte alignment). Reference: the
+// float64 sum of the same (exactly representable) values.
+TEST(DifferentialLinear, CudaColumnSumMatchesDouble) {
+  REQUIRE_CUDA();
+  const auto opt = at::TensorOptions().device(at::kCUDA);
+  for (c10::ScalarType st : {at::kFloat, at::kBFloat16})
+    for (int64_t cols : {int64_t(2), int64_t(256), int64_t(1024), int64_t(13)}) {
+      const at::Tensor x = at::randn({11008, cols}, opt).to(st);
+      const at::Tensor got = accel::column_sum(x);
+      EXPECT_EQ(got.scalar_type(), at::kFloat);
+      // float32 sums of 11,008 exact values (partials of a few dozen rows, then a fixed order):
+      // bound 1e-5 normwise.
+      EXPECT_CLOSE_NORMWISE(std::string(c10::toString(st)) + " cols=" + std::to_string(cols),
+                            to_vec(got), to_vec(x.to(at::kDouble).sum(0)), 1e-5);
+    }
+  const at::Tensor base = at::randn({1 + 64 * 100}, opt).to(at::kBFloat16);
+  const at::Tensor view = base.narrow(0, 1, 64 * 100).view({100, 64});  // 2-byte offset
+  EXPECT_CLOSE_NORMWISE("misaligned view (ATen)", to_vec(accel::column_sum(view)),
+                        to_vec(view.to(at::kDouble).sum(0)), 1e-5);
+}
+
+// On the CPU column_sum is ATen's float32 sum.
+TEST(DifferentialLinear, CpuColumnSumIsAten) {
+  const at::Tensor x = at::randn({300, 12});
+  EXPECT_TRUE(at::equal(accel::column_sum(x), x.sum(0, false, at::kFloat)));
+}
