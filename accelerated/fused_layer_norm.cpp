@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <atomic>
 #include <stdexcept>
 
 #ifdef HACM_CUDA_KERNELS
@@ -13,17 +12,6 @@
 #endif
 
 namespace hacm::accel {
-
-namespace {
-std::atomic<bool> g_custom_kernels{true};
-}  // namespace
-
-void set_custom_kernels(bool on) {
-  g_custom_kernels = on;
-}
-bool custom_kernels() {
-  return g_custom_kernels;
-}
 
 #ifdef HACM_CUDA_KERNELS
 namespace {

@@ -4,12 +4,9 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
-namespace hacm::accel {
+#include "accelerated/custom_kernels.h"
 
-// Whether custom CUDA kernels are used where they apply (default on). Off: ATen everywhere, for
-// A/B measurements (bench/profile_step --no-custom-kernels) and differential tests.
-void set_custom_kernels(bool on);
-bool custom_kernels();
+namespace hacm::accel {
 
 // True when fused_layer_norm can take these arguments: x on CUDA, float32 or bf16, last dim with
 // a compiled kernel; w, b float32 [C] on the same device; out_dtype float32 or bf16; custom

@@ -4,7 +4,7 @@
 #include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include "accelerated/fused_layer_norm.h"
+#include "accelerated/custom_kernels.h"
 
 #ifdef HACM_CUDA_KERNELS
 #include <ATen/cuda/CUDAContext.h>

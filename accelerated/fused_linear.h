@@ -8,7 +8,7 @@ namespace hacm::accel {
 
 // x [..., in], w [out, in], b [out] -> x wᵀ + b [..., out]: ATen's at::linear semantics, including
 // CUDA autocast (operands cast to the autocast type, result in it). On CUDA with custom kernels on
-// (fused_layer_norm.h: set_custom_kernels) and an even out width, an autograd function whose
+// (custom_kernels.h) and an even out width, an autograd function whose
 // backward sums the bias gradient with the column-sum kernel (float32 accumulation; ATen rounds
 // that sum to the autocast type); elsewhere at::linear itself.
 at::Tensor linear_forward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);

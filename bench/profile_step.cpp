@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "accelerated/fused_layer_norm.h"
+#include "accelerated/custom_kernels.h"
 #include "accelerated/grad_step.h"
 #include "accelerated/precision.h"
 #include "accelerated/train.h"

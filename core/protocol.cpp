@@ -210,6 +210,9 @@ Protocol parse_protocol(const nlohmann::json& j, const std::string& file) {
   p.cuda_graphs = r.boolean("cuda_graphs", false);
   if (p.backend == "reference" && p.cuda_graphs)
     r.fail("CUDA graphs are an accelerated-backend option", "cuda_graphs");
+  p.custom_kernels = r.boolean("custom_kernels", true);
+  if (p.backend == "reference" && r.has("custom_kernels"))
+    r.fail("custom CUDA kernels are an accelerated-backend option", "custom_kernels");
   p.threads = int(r.integer("threads", 0, 0, 1024));
   p.random_baseline = r.boolean("random_baseline", false);
   if (r.has("seeds")) {

@@ -61,6 +61,7 @@ struct Protocol {
   std::string data_device = "auto";  // where clips live and are transformed: host | device | auto
   std::string precision = "fp32";    // accelerated: fp32 | tf32 | bf16 (accelerated/precision.h)
   bool cuda_graphs = false;          // accelerated on CUDA: pretraining steps as one CUDA graph
+  bool custom_kernels = true;        // accelerated on CUDA: our CUDA kernels (accelerated/kernels/)
   std::vector<uint64_t> seeds = {0};
   int threads = 0;               // data-loading threads (0 = all cores)
   bool random_baseline = false;  // also run the linear probe on a random-init encoder

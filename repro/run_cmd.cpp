@@ -35,9 +35,10 @@ void add_run_command(CLI::App& app) {
     Protocol p = load_protocol(o->file);  // InputError -> exit 2 before any work
     if (p.backend == "reference") check_reference_protocol(p);  // stages it cannot train
     if (o->validate_only) {
-      std::printf("%s: valid (%zu stages, method %s, backend %s, precision %s%s)\n",
+      std::printf("%s: valid (%zu stages, method %s, backend %s, precision %s%s%s)\n",
                   o->file.c_str(), p.stages.size(), p.method.name.c_str(), p.backend.c_str(),
-                  p.precision.c_str(), p.cuda_graphs ? ", CUDA graphs" : "");
+                  p.precision.c_str(), p.cuda_graphs ? ", CUDA graphs" : "",
+                  p.custom_kernels ? "" : ", ATen ops only (custom_kernels false)");
       set_exit_code(0);
       return;
     }

@@ -24,6 +24,7 @@
 #include <memory>
 #include <thread>
 
+#include "accelerated/custom_kernels.h"
 #include "accelerated/downstream.h"
 #include "accelerated/feeder.h"
 #include "accelerated/grad_step.h"
@@ -83,6 +84,7 @@ struct Ctx {
   accel::Precision precision = accel::Precision::kFp32;
   bool cuda_graphs =
       false;  // pretraining / fine-tuning steps as CUDA graphs (accelerated/grad_step.h)
+  bool custom_kernels = false;  // our CUDA kernels in use (accelerated/kernels/; CUDA runs only)
   uint64_t seed = 0;
   std::string seed_dir;
 };
@@ -706,6 +708,9 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
   c.cuda_graphs = !reference && p.cuda_graphs && c.dev.is_cuda();
   if (p.cuda_graphs && !c.cuda_graphs)
     std::fprintf(stderr, "[run] cuda_graphs: no CUDA device in this run; steps run eagerly\n");
+  // The kernels only exist on CUDA; off, every op is ATen's (float rounding differs slightly).
+  accel::set_custom_kernels(p.custom_kernels);
+  c.custom_kernels = !reference && p.custom_kernels && c.dev.is_cuda();
   fs::create_directories(opt.work_dir);
   install_signal_handlers();
 
@@ -719,6 +724,7 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
                  {"data_device", c.device_data ? "device" : "host"},
                  {"precision", p.precision},
                  {"cuda_graphs", c.cuda_graphs},
+                 {"custom_kernels", c.custom_kernels},
                  {"threads", c.threads},
                  {"versions", library_versions()},
                  {"seeds", p.seeds},

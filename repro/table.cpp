@@ -32,8 +32,10 @@ std::string render_run_summary(const json& r) {
   std::ostringstream os;
   os << "\n## " << r.value("protocol", "?") << " (" << r.value("backend", "?") << ", "
      << r.value("device", "?") << ", " << r.value("precision", std::string("fp32"))
-     << (r.value("cuda_graphs", false) ? ", CUDA graphs" : "") << ", commit "
-     << r.value("git_commit", "?") << ")\n\n";
+     << (r.value("cuda_graphs", false) ? ", CUDA graphs" : "")
+     << (r.value("device", "") == "cuda" && !r.value("custom_kernels", true) ? ", ATen ops only"
+                                                                             : "")
+     << ", commit " << r.value("git_commit", "?") << ")\n\n";
   os << "| seed | stage | kind | top-1 final | top-1 max (test-set best epoch) | top-5 final | "
         "wall |\n";
   os << "|---|---|---|---|---|---|---|\n";

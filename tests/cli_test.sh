@@ -188,6 +188,7 @@ precision)
   "$REPRO" run "$T/tiny_bf16.json" --work "$T/w16" --results "$T/r16" --no-progress >/dev/null 2>"$T/16.err" || bad "bf16 run failed: $(tail -3 "$T/16.err")"
   grep -q "cuda_graphs: no CUDA device" "$T/16.err" && ok "cuda_graphs falls back on the CPU with a note" || bad "no cuda_graphs note: $(head -3 "$T/16.err")"
   grep -q '"precision": "bf16"' "$T"/r16/*.json && grep -q '"cuda_graphs": false' "$T"/r16/*.json && ok "precision and cuda_graphs recorded" || bad "precision / cuda_graphs not recorded"
+  grep -q '"custom_kernels": false' "$T"/r16/*.json && ok "custom_kernels recorded (false: a CPU run)" || bad "custom_kernels not recorded as false on the CPU"
   grep -q '"top1_final"' "$T"/r16/*.json && ok "bf16 run evaluated every stage" || bad "no top1_final in the bf16 result"
   "$REPRO" table "$T/r16" >"$T/table.out" 2>&1 && grep -q "(ours, cpu, bf16)" "$T/r16/TABLE.md" && ok "repro table marks the bf16 row" || bad "table: $(grep -m1 ours "$T/r16/TABLE.md" 2>/dev/null) $(tail -2 "$T/table.out")"
   a=$(tr -d ' \n' <"$T"/r32/*.json | grep -o '"curves":{[^}]*}' | head -1)

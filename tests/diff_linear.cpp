@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "accelerated/fused_layer_norm.h"
+#include "accelerated/custom_kernels.h"
 #include "accelerated/fused_linear.h"
 #include "accelerated/precision.h"
 #include "reference/transformer.h"

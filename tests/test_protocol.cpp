@@ -95,5 +95,18 @@ TEST(Protocol, ErrorsNameTheKeyPath) {
   EXPECT_NE(error_of(j).find("data_device: the reference backend reads clips on the host only"),
             std::string::npos)
       << error_of(j);
+  j = base;
+  j["custom_kernels"] = "yes";
+  EXPECT_NE(error_of(j).find("custom_kernels:"), std::string::npos) << error_of(j);
+  j = base;
+  j["backend"] = "reference";
+  j["custom_kernels"] = false;
+  EXPECT_NE(
+      error_of(j).find("custom_kernels: custom CUDA kernels are an accelerated-backend option"),
+      std::string::npos)
+      << error_of(j);
+  j = base;
+  j["custom_kernels"] = false;
+  EXPECT_EQ(error_of(j), "");
   EXPECT_EQ(error_of(base), "");
 }
