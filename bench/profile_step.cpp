@@ -56,7 +56,8 @@ std::string short_name(const std::string& s, size_t n = 110) {
 int main(int argc, char** argv) {
   CLI::App app{"Profile a training step (or the feature extraction) kernel by kernel"};
   int64_t clips = 64, steps = 5, top = 30;
-  std::string what = "pretrain", mode = "fp32", variant = "released", out = "out/profile";
+  std::string what = "pretrain", mode = "fp32", variant = "released", out = "out/profile",
+              sdp = "default";
   bool graph = false, small = false, no_trace = false, flush_denormal = false, no_custom = false;
   app.add_option("--what", what,
                  "pretrain (HA-CM step) | finetune (the authors' fine-tuning step) | features "
@@ -75,6 +76,10 @@ int main(int argc, char** argv) {
   app.add_option("--top", top, "rows of the table")->check(CLI::Range(1, 1000));
   app.add_flag("--flush-denormal", flush_denormal,
                "CPU: treat denormal floats as zero (at::globalContext().setFlushDenormal)");
+  app.add_option("--sdp", sdp,
+                 "attention kernels: default (ATen's choice) | cudnn | flash | efficient | math "
+                 "(only that scaled_dot_product_attention backend enabled, for A/B)")
+      ->check(CLI::IsMember({"default", "cudnn", "flash", "efficient", "math"}));
   app.add_flag("--no-custom-kernels", no_custom,
                "ATen ops instead of the custom CUDA kernels (accelerated/kernels/), for A/B");
   app.add_flag("--no-trace", no_trace, "write only profile.md (traces of big steps take MBs)");
@@ -82,6 +87,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   accel::set_custom_kernels(!no_custom);
+  if (sdp != "default") {
+    auto& ctx = at::globalContext();
+    ctx.setSDPUseCuDNN(sdp == "cudnn");
+    ctx.setSDPUseFlash(sdp == "flash");
+    ctx.setSDPUseMemEfficient(sdp == "efficient");
+    ctx.setSDPUseMath(sdp == "math");
+  }
   if (!validate_golden_loss()) return 1;  // profiling a wrong forward is not worth reading
   const at::Device dev = bench_device();
   if (graph && (!dev.is_cuda() || what == "features")) {
@@ -186,7 +198,8 @@ int main(int argc, char** argv) {
                 "launch calls per step: %.0f\n",
                 label.c_str(), dev.is_cuda() ? "cuda" : "cpu", (long long)clips, mode.c_str(),
                 (std::string(graph ? ", CUDA graph" : "") +
-                 (no_custom ? ", ATen ops only (--no-custom-kernels)" : ""))
+                 (no_custom ? ", ATen ops only (--no-custom-kernels)" : "") +
+                 (sdp != "default" ? ", attention backend " + sdp : ""))
                     .c_str(),
                 (long long)steps, wall_ms,
                 dev.is_cuda() ? "summed GPU kernel time" : "summed operator time (inclusive)",
