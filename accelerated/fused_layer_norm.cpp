@@ -7,6 +7,7 @@
 
 #ifdef HACM_CUDA_KERNELS
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
 
 #include "accelerated/kernels/layer_norm.h"
 #endif
@@ -28,6 +29,7 @@ struct FusedLayerNormFn : torch::autograd::Function<FusedLayerNormFn> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const at::Tensor& w, const at::Tensor& b, double eps,
                             int64_t out_dtype) {
+    const c10::cuda::CUDAGuard device(x.device());  // the stream and launch of x's GPU
     const at::Tensor xc = x.contiguous(), wc = w.contiguous(), bc = b.contiguous();
     const int64_t C = x.size(-1), rows = C ? x.numel() / C : 0;
     at::Tensor y = at::empty(x.sizes(), xc.options().dtype(at::ScalarType(out_dtype)));
@@ -45,6 +47,7 @@ struct FusedLayerNormFn : torch::autograd::Function<FusedLayerNormFn> {
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &x = saved[0], &w = saved[1], &mean = saved[2], &rstd = saved[3];
+    const c10::cuda::CUDAGuard device(x.device());
     at::Tensor dy = grads[0];
     if (!storable(dy.scalar_type())) dy = dy.to(at::kFloat);
     dy = dy.contiguous();

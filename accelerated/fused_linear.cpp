@@ -8,6 +8,7 @@
 
 #ifdef HACM_CUDA_KERNELS
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
 
 #include "accelerated/kernels/column_sum.h"
 #endif
@@ -86,6 +87,7 @@ at::Tensor column_sum(const at::Tensor& x) {
   if (custom_kernels() && xc.is_cuda() &&
       (xc.scalar_type() == at::kFloat || xc.scalar_type() == at::kBFloat16) &&
       cuda::column_sum_supports(cols, xc.data_ptr())) {
+    const c10::cuda::CUDAGuard device(xc.device());  // the stream and launch of x's GPU
     auto fopt = xc.options().dtype(at::kFloat);
     at::Tensor sum = at::empty({cols}, fopt);
     at::Tensor scratch = at::empty({cuda::column_sum_scratch(rows, cols)}, fopt);
