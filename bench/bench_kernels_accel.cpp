@@ -134,4 +134,8 @@ BENCHMARK(BM_ColumnSum)
 
 }  // namespace
 
-BENCHMARK_MAIN();
+// Golden validation of the model, then the benchmarks with device, torch, commit and BLAS in the
+// JSON context (bench/accel_setup.h), as the other accelerated benchmark binaries.
+int main(int argc, char** argv) {
+  return hacm::bench::run_benchmarks(argc, argv);
+}
