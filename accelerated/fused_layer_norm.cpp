@@ -17,13 +17,6 @@ namespace hacm::accel {
 #ifdef HACM_CUDA_KERNELS
 namespace {
 
-cuda::Dtype kernel_dtype(at::ScalarType t) {
-  return t == at::kBFloat16 ? cuda::Dtype::kBF16 : cuda::Dtype::kF32;
-}
-bool storable(at::ScalarType t) {
-  return t == at::kFloat || t == at::kBFloat16;
-}
-
 struct FusedLayerNormFn : torch::autograd::Function<FusedLayerNormFn> {
   // x [..., C] (float32 / bf16), w, b [C] float32 -> y [..., C] out_dtype.
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
@@ -49,7 +42,7 @@ struct FusedLayerNormFn : torch::autograd::Function<FusedLayerNormFn> {
     const at::Tensor &x = saved[0], &w = saved[1], &mean = saved[2], &rstd = saved[3];
     const c10::cuda::CUDAGuard device(x.device());
     at::Tensor dy = grads[0];
-    if (!storable(dy.scalar_type())) dy = dy.to(at::kFloat);
+    if (!kernel_storable(dy.scalar_type())) dy = dy.to(at::kFloat);
     dy = dy.contiguous();
     const int64_t C = x.size(-1), rows = C ? x.numel() / C : 0;
     at::Tensor dx = at::empty_like(x), dw = at::empty_like(w), db = at::empty_like(w);
@@ -69,11 +62,11 @@ struct FusedLayerNormFn : torch::autograd::Function<FusedLayerNormFn> {
 bool fused_layer_norm_applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
                               at::ScalarType out_dtype) {
 #ifdef HACM_CUDA_KERNELS
-  return custom_kernels() && x.is_cuda() && storable(x.scalar_type()) && storable(out_dtype) &&
-         x.dim() >= 1 && cuda::layer_norm_supports(x.size(-1)) && w.defined() && b.defined() &&
-         w.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat &&
-         w.device() == x.device() && b.device() == x.device() && w.numel() == x.size(-1) &&
-         b.numel() == x.size(-1);
+  return custom_kernels() && x.is_cuda() && kernel_storable(x.scalar_type()) &&
+         kernel_storable(out_dtype) && x.dim() >= 1 && cuda::layer_norm_supports(x.size(-1)) &&
+         w.defined() && b.defined() && w.scalar_type() == at::kFloat &&
+         b.scalar_type() == at::kFloat && w.device() == x.device() && b.device() == x.device() &&
+         w.numel() == x.size(-1) && b.numel() == x.size(-1);
 #else
   (void)x, (void)w, (void)b, (void)out_dtype;
   return false;

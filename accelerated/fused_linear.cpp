@@ -68,7 +68,7 @@ bool fused_linear_applies(const at::Tensor& x, const at::Tensor& w, const at::Te
     return false;
   const at::ScalarType ct = compute_type(x);
   // The kernel's storage types; without autocast at::linear needs one dtype for all three.
-  if (ct != at::kFloat && ct != at::kBFloat16) return false;
+  if (!kernel_storable(ct)) return false;
   if (!at::autocast::is_autocast_enabled(at::kCUDA) &&
       (w.scalar_type() != ct || b.scalar_type() != ct))
     return false;
@@ -84,16 +84,14 @@ at::Tensor column_sum(const at::Tensor& x) {
 #ifdef HACM_CUDA_KERNELS
   const at::Tensor xc = x.contiguous();
   const int64_t rows = xc.size(0), cols = xc.size(1);
-  if (custom_kernels() && xc.is_cuda() &&
-      (xc.scalar_type() == at::kFloat || xc.scalar_type() == at::kBFloat16) &&
+  if (custom_kernels() && xc.is_cuda() && kernel_storable(xc.scalar_type()) &&
       cuda::column_sum_supports(cols, xc.data_ptr())) {
     const c10::cuda::CUDAGuard device(xc.device());  // the stream and launch of x's GPU
     auto fopt = xc.options().dtype(at::kFloat);
     at::Tensor sum = at::empty({cols}, fopt);
     at::Tensor scratch = at::empty({cuda::column_sum_scratch(rows, cols)}, fopt);
-    cuda::column_sum(xc.data_ptr(),
-                     xc.scalar_type() == at::kBFloat16 ? cuda::Dtype::kBF16 : cuda::Dtype::kF32,
-                     rows, cols, sum.data_ptr<float>(), scratch.data_ptr<float>(),
+    cuda::column_sum(xc.data_ptr(), kernel_dtype(xc.scalar_type()), rows, cols,
+                     sum.data_ptr<float>(), scratch.data_ptr<float>(),
                      at::cuda::getCurrentCUDAStream());
     return sum;
   }

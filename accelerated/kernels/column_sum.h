@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "accelerated/kernels/layer_norm.h"  // Dtype
+#include "accelerated/kernels/dtype.h"
 
 namespace hacm::cuda {
 

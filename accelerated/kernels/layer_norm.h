@@ -10,9 +10,9 @@
 
 #include <cstdint>
 
-namespace hacm::cuda {
+#include "accelerated/kernels/dtype.h"
 
-enum class Dtype { kF32, kBF16 };
+namespace hacm::cuda {
 
 // Row widths with a compiled kernel (one warp per row, C / 32 values per lane).
 bool layer_norm_supports(int64_t cols);
