@@ -44,12 +44,10 @@ at::Tensor downstream_encoder_forward(const StateDict& sd, const EncoderConfig& 
   if (cfg.hyperbolic) E = expmap_with_projection_forward(E);
   const int64_t TP = E.size(1), V = E.size(2), d = E.size(3);
   at::Tensor z = E.reshape({NM, TP * V, d});
-  for (int64_t i = 0; i < cfg.depth; ++i) {
-    // torch.linspace(0, drop_path, depth)[i]: 0 for a single block
-    double dp = cfg.depth > 1 ? cfg.drop_path * double(i) / double(cfg.depth - 1) : 0.0;
-    z = block_forward(z, sd, "blocks." + std::to_string(i) + ".", cfg.heads, dp);
-  }
-  z = layer_norm_forward(z, param(sd, "norm.weight"), param(sd, "norm.bias"));
+  std::vector<double> dp(size_t(cfg.depth), 0.0);
+  for (int64_t i = 0; i < cfg.depth; ++i)  // torch.linspace(0, drop_path, depth)[i]: 0 for one
+    dp[size_t(i)] = cfg.depth > 1 ? cfg.drop_path * double(i) / double(cfg.depth - 1) : 0.0;
+  z = block_stack_forward(z, sd, "blocks.", cfg.depth, cfg.heads, "norm.", false, dp);
   return z.reshape({N, M, TP, V, d});
 }
 

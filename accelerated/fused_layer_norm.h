@@ -4,6 +4,8 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <utility>
+
 #include "accelerated/custom_kernels.h"
 
 namespace hacm::accel {
@@ -18,5 +20,22 @@ bool fused_layer_norm_applies(const at::Tensor& x, const at::Tensor& w, const at
 // dx in x's dtype, dw, db float32. Throws when !fused_layer_norm_applies.
 at::Tensor fused_layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
                             double eps, at::ScalarType out_dtype);
+
+// The residual form: true when fused_add_layer_norm can take these arguments: what
+// fused_layer_norm_applies asks of (base, w, b, out_dtype), base float32, branch float32 or bf16
+// of base's shape on base's device.
+bool fused_add_layer_norm_applies(const at::Tensor& base, const at::Tensor& branch,
+                                  const at::Tensor& w, const at::Tensor& b,
+                                  at::ScalarType out_dtype);
+
+// base [..., C] float32, branch [..., C] -> {sum = base + branch [..., C] float32,
+// LayerNorm(sum) * w + b [..., C] out_dtype} in one pass; backward in one pass too (the sum's
+// gradient from its other consumers plus the LayerNorm's, for base and, cast, for branch).
+// Forward and gradients equal to the bit those of `base + branch` followed by fused_layer_norm.
+// Throws when !fused_add_layer_norm_applies.
+std::pair<at::Tensor, at::Tensor> fused_add_layer_norm(const at::Tensor& base,
+                                                       const at::Tensor& branch,
+                                                       const at::Tensor& w, const at::Tensor& b,
+                                                       double eps, at::ScalarType out_dtype);
 
 }  // namespace hacm::accel

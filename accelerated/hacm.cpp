@@ -126,10 +126,7 @@ HacmOutputs hacm_forward(const StateDict& sd, const HacmConfig& cfg, const at::T
   o.enc_in =
       at::cat({gather_rows(Zt, sel_t.ids_keep), gather_rows(Zs, sel_s.ids_keep)}, 1);  // [NM,2K,d]
 
-  at::Tensor z = o.enc_in;
-  for (int64_t i = 0; i < cfg.depth; ++i)
-    z = block_forward(z, sd, "blocks." + std::to_string(i) + ".", cfg.heads);
-  o.latent = layer_norm_forward(z, param(sd, "norm.weight"), param(sd, "norm.bias"));
+  o.latent = block_stack_forward(o.enc_in, sd, "blocks.", cfg.depth, cfg.heads, "norm.", false);
 
   // Cross-contrast loss on the group means (raw dot products, softmax rows vs identity).
   o.cc_a = o.latent.narrow(1, 0, K).mean(1);
@@ -166,10 +163,8 @@ HacmOutputs hacm_forward(const StateDict& sd, const HacmConfig& cfg, const at::T
   dec = (dec.reshape({NM, TP, V, d}) + param(sd, "decoder_pos_embed") +
          param(sd, "decoder_temp_embed"))
             .reshape({NM, L, d});
-  for (int64_t j = 0; j < cfg.decoder_depth; ++j)
-    dec = block_forward(dec, sd, "decoder_blocks." + std::to_string(j) + ".", cfg.heads);
-  dec = layer_norm_matmul_input(dec, param(sd, "decoder_norm.weight"),
-                                param(sd, "decoder_norm.bias"));
+  dec = block_stack_forward(dec, sd, "decoder_blocks.", cfg.decoder_depth, cfg.heads,
+                            "decoder_norm.", true);
   o.pred = at::linear(dec, param(sd, "decoder_pred.weight"),
                       param(sd, "decoder_pred.bias"));  // [NM,L,3tp]
 

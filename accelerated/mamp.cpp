@@ -46,9 +46,7 @@ MampOutputs mamp_forward(const StateDict& sd, const MampConfig& cfg, const at::T
                                      param(sd, "joints_embed.proj.bias"));
   E = (E + param(sd, "pos_embed") + param(sd, "temp_embed")).reshape({NM, L, d});
   at::Tensor z = at::gather(E, 1, sel.ids_keep.unsqueeze(-1).expand({NM, K, d}));
-  for (int64_t i = 0; i < cfg.depth; ++i)
-    z = block_forward(z, sd, "blocks." + std::to_string(i) + ".", cfg.heads);
-  o.latent = layer_norm_forward(z, param(sd, "norm.weight"), param(sd, "norm.bias"));
+  o.latent = block_stack_forward(z, sd, "blocks.", cfg.depth, cfg.heads, "norm.", false);
 
   at::Tensor y =
       at::linear(o.latent, param(sd, "decoder_embed.weight"), param(sd, "decoder_embed.bias"));
@@ -58,10 +56,8 @@ MampOutputs mamp_forward(const StateDict& sd, const MampConfig& cfg, const at::T
   dec = (dec.reshape({NM, TP, V, -1}) + param(sd, "decoder_pos_embed") +
          param(sd, "decoder_temp_embed"))
             .reshape({NM, L, -1});
-  for (int64_t j = 0; j < cfg.decoder_depth; ++j)
-    dec = block_forward(dec, sd, "decoder_blocks." + std::to_string(j) + ".", cfg.heads);
-  dec = layer_norm_matmul_input(dec, param(sd, "decoder_norm.weight"),
-                                param(sd, "decoder_norm.bias"));
+  dec = block_stack_forward(dec, sd, "decoder_blocks.", cfg.decoder_depth, cfg.heads,
+                            "decoder_norm.", true);
   o.pred = at::linear(dec, param(sd, "decoder_pred.weight"), param(sd, "decoder_pred.bias"));
 
   // Target: frame-difference motion (last frame 0), patchified, per-patch normalised.

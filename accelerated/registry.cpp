@@ -55,9 +55,12 @@ void register_accelerated_components(ComponentRegistry& reg) {
            "CUDA float32/bf16: fused kernel (kernels/layer_norm.cu, fused_layer_norm.h); also "
            "layer_norm_matmul_input");
   static_cast<void>(&layer_norm_matmul_input);
-  add(reg, "gelu", Provision::kLibraryOp, "at::gelu", true, "in block_forward");
+  add(reg, "gelu", Provision::kLibraryOp, "at::gelu", true,
+      "in block_forward / block_stack_forward");
   HACM_ACC("attention", attention_forward, true, "");
   HACM_ACC("block", block_forward, true, "");
+  HACM_ACC("block_stack", block_stack_forward, true,
+           "CUDA: each residual addition inside the next LayerNorm (fused_add_layer_norm)");
   HACM_ACC_INLINE("drop_path", block_forward, "drop_path > 0");
   HACM_ACC_INLINE("head_dropout", finetune_head_forward, "at::dropout, dropout > 0");
   // criteria and selection

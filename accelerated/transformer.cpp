@@ -4,6 +4,8 @@
 #include <ATen/autocast_mode.h>
 
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "accelerated/fused_layer_norm.h"
 #include "accelerated/fused_linear.h"
@@ -16,11 +18,17 @@ static const at::Tensor& param(const StateDict& sd, const std::string& name) {
   return it->second;
 }
 
+// The storage type of a LayerNorm's result: ATen's under CUDA autocast (float32), or the
+// autocast type for a LayerNorm whose only consumer is a matmul; else x's.
+static at::ScalarType layer_norm_dtype(const at::Tensor& x, bool matmul_input) {
+  if (x.is_cuda() && at::autocast::is_autocast_enabled(at::kCUDA))
+    return matmul_input ? at::autocast::get_autocast_dtype(at::kCUDA) : at::kFloat;
+  return x.scalar_type();
+}
+
 static at::Tensor layer_norm_as(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
                                 double eps, bool matmul_input) {
-  at::ScalarType out = x.scalar_type();
-  if (x.is_cuda() && at::autocast::is_autocast_enabled(at::kCUDA))
-    out = matmul_input ? at::autocast::get_autocast_dtype(at::kCUDA) : at::kFloat;
+  const at::ScalarType out = layer_norm_dtype(x, matmul_input);
   if (fused_layer_norm_applies(x, w, b, out)) return fused_layer_norm(x, w, b, eps, out);
   return at::layer_norm(x, {x.size(-1)}, w, b, eps);
 }
@@ -68,18 +76,66 @@ static at::Tensor drop_path_forward(const at::Tensor& branch, double p) {
   return branch * keep / (1.0 - p);
 }
 
+namespace {
+
+// A residual stream whose last addition is still pending (value = base + branch; branch undefined:
+// value = base), so that the LayerNorm which reads it next can do the addition in its own pass.
+struct Residual {
+  at::Tensor base, branch;
+};
+
+// r -> {value of r [..., d], LayerNorm(value) [..., d]}: with the addition fused into the
+// LayerNorm where the kernel applies, else `base + branch` then layer_norm_as (the same ops and
+// order as an unfused block).
+std::pair<at::Tensor, at::Tensor> add_layer_norm(const Residual& r, const at::Tensor& w,
+                                                 const at::Tensor& b, bool matmul_input) {
+  if (!r.branch.defined()) return {r.base, layer_norm_as(r.base, w, b, 1e-5, matmul_input)};
+  if (r.base.is_cuda()) {
+    const at::ScalarType out = layer_norm_dtype(r.base, matmul_input);
+    if (fused_add_layer_norm_applies(r.base, r.branch, w, b, out))
+      return fused_add_layer_norm(r.base, r.branch, w, b, 1e-5, out);
+  }
+  at::Tensor v = r.base + r.branch;
+  return {v, layer_norm_as(v, w, b, 1e-5, matmul_input)};
+}
+
+// One pre-LN block on a pending stream: x + attn(LN1 x) + mlp(LN2 .), the last addition left
+// pending for the next LayerNorm.
+Residual block_step(const Residual& x, const StateDict& sd, const std::string& prefix,
+                    int64_t heads, double drop_path) {
+  auto [v, h] =
+      add_layer_norm(x, param(sd, prefix + "norm1.weight"), param(sd, prefix + "norm1.bias"), true);
+  Residual y{v, drop_path_forward(attention_forward(h, sd, prefix + "attn.", heads), drop_path)};
+  auto [u, h2] =
+      add_layer_norm(y, param(sd, prefix + "norm2.weight"), param(sd, prefix + "norm2.bias"), true);
+  h2 = linear_forward(h2, param(sd, prefix + "mlp.fc1.weight"), param(sd, prefix + "mlp.fc1.bias"));
+  h2 = at::gelu(h2);  // exact erf form (approximate = "none")
+  h2 = linear_forward(h2, param(sd, prefix + "mlp.fc2.weight"), param(sd, prefix + "mlp.fc2.bias"));
+  return {u, drop_path_forward(h2, drop_path)};
+}
+
+}  // namespace
+
 at::Tensor block_forward(const at::Tensor& x, const StateDict& sd, const std::string& prefix,
                          int64_t heads, double drop_path) {
-  at::Tensor h = layer_norm_matmul_input(x, param(sd, prefix + "norm1.weight"),
-                                         param(sd, prefix + "norm1.bias"));
-  at::Tensor y =
-      x + drop_path_forward(attention_forward(h, sd, prefix + "attn.", heads), drop_path);
-  h = layer_norm_matmul_input(y, param(sd, prefix + "norm2.weight"),
-                              param(sd, prefix + "norm2.bias"));
-  h = linear_forward(h, param(sd, prefix + "mlp.fc1.weight"), param(sd, prefix + "mlp.fc1.bias"));
-  h = at::gelu(h);  // exact erf form (approximate = "none")
-  h = linear_forward(h, param(sd, prefix + "mlp.fc2.weight"), param(sd, prefix + "mlp.fc2.bias"));
-  return y + drop_path_forward(h, drop_path);
+  const Residual r = block_step({x, at::Tensor()}, sd, prefix, heads, drop_path);
+  return r.base + r.branch;
+}
+
+at::Tensor block_stack_forward(const at::Tensor& x, const StateDict& sd,
+                               const std::string& block_prefix, int64_t depth, int64_t heads,
+                               const std::string& norm_prefix, bool matmul_input,
+                               const std::vector<double>& drop_path) {
+  if (!drop_path.empty() && int64_t(drop_path.size()) != depth)
+    throw std::invalid_argument("block_stack_forward: " + std::to_string(drop_path.size()) +
+                                " drop-path rates for " + std::to_string(depth) + " blocks");
+  Residual r{x, at::Tensor()};
+  for (int64_t i = 0; i < depth; ++i)
+    r = block_step(r, sd, block_prefix + std::to_string(i) + ".", heads,
+                   drop_path.empty() ? 0.0 : drop_path[size_t(i)]);
+  return add_layer_norm(r, param(sd, norm_prefix + "weight"), param(sd, norm_prefix + "bias"),
+                        matmul_input)
+      .second;
 }
 
 at::Tensor patch_embed_forward(const at::Tensor& x, const at::Tensor& weight,

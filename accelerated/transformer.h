@@ -5,6 +5,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <string>
+#include <vector>
 
 #include "accelerated/tensor_io.h"
 
@@ -29,6 +30,16 @@ at::Tensor attention_forward(const at::Tensor& x, const StateDict& sd, const std
 // probability and the kept ones scaled by 1/(1-p) (stochastic depth, timm's DropPath).
 at::Tensor block_forward(const at::Tensor& x, const StateDict& sd, const std::string& prefix,
                          int64_t heads, double drop_path = 0.0);
+// x [B, N, d] -> LayerNorm(block_{depth-1}(... block_0(x))) [B, N, d]: blocks
+// `<block_prefix><i>.`, final LayerNorm `<norm_prefix>weight/bias` (layer_norm_matmul_input's
+// storage type when matmul_input, else layer_norm_forward's). The same value as block_forward
+// `depth` times then the LayerNorm; on CUDA each residual addition runs inside the LayerNorm that
+// follows it (fused_add_layer_norm), with the same bits. drop_path: empty (none) or one rate per
+// block.
+at::Tensor block_stack_forward(const at::Tensor& x, const StateDict& sd,
+                               const std::string& block_prefix, int64_t depth, int64_t heads,
+                               const std::string& norm_prefix, bool matmul_input,
+                               const std::vector<double>& drop_path = {});
 // x [NM, T, V, 3] -> stride-t_patch temporal patch embedding with conv weight [d, 3, t_patch, 1]
 // and bias [d]: out [NM, T/t_patch, V, d], out[n,τ,v,o] = b[o] + Σ_{u,c} W[o,c,u]
 // x[n,t_patch·τ+u,v,c].

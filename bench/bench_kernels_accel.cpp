@@ -4,14 +4,17 @@
 // model uses: float32 throughout, and the autocast form (float32 residual stream in, bf16 matmul
 // input out, bf16 gradient in). impl 0 = ATen (at::layer_norm, plus the casts autocast adds around
 // it), 1 = the fused kernel. Before timing, the fused result is checked against float64 ATen on
-// the same values (a fast wrong kernel is not a result). BM_ColumnSum: the bias-gradient reduction
+// the same values (a fast wrong kernel is not a result). BM_AddLayerNorm: a block's residual
+// addition and the LayerNorm after it, unfused and fused. BM_ColumnSum: the bias-gradient reduction
 // of a linear layer alone, ATen's against the column-sum kernel, validated against a float64 sum.
 // CUDA only.
 #include <ATen/ATen.h>
 #include <benchmark/benchmark.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
 #include <string>
+#include <tuple>
 
 #include "accelerated/fused_layer_norm.h"
 #include "accelerated/fused_linear.h"
@@ -91,6 +94,73 @@ BENCHMARK(BM_LayerNorm)
     ->ArgsProduct({{0, 1}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
+
+// A block's residual addition and the LayerNorm after it, as autocast runs them (float32 stream x,
+// bf16 branch r, bf16 LayerNorm output and gradient; the sum also feeds the next addition, so
+// its gradient gs arrives too): impl 0 = `x + r` then the fused LayerNorm (autograd adds gs to the
+// LayerNorm's dx and casts the branch's gradient), 1 = fused_add_layer_norm (one pass each way).
+// Validated first: the fused outputs against float64 ATen on the same values.
+void BM_AddLayerNorm(benchmark::State& state) {
+  const bool fused = state.range(0) == 1;
+  const at::Device dev = bench_device();
+  if (!dev.is_cuda()) {
+    state.SkipWithError("CUDA-only benchmark (the custom kernels run on the GPU)");
+    return;
+  }
+  auto fopt = at::TensorOptions().device(dev).dtype(at::kFloat);
+  at::manual_seed(0);
+  at::Tensor x = (at::randn({kRows, kCols}, fopt) + 3).requires_grad_(true);
+  at::Tensor r = (at::randn({kRows, kCols}, fopt) * 0.5).to(at::kBFloat16).requires_grad_(true);
+  at::Tensor w = (at::randn({kCols}, fopt) * 0.5 + 1).requires_grad_(true);
+  at::Tensor b = (at::randn({kCols}, fopt) * 0.5).requires_grad_(true);
+  const at::Tensor gs = at::randn({kRows, kCols}, fopt);
+  const at::Tensor dy = at::randn({kRows, kCols}, fopt).to(at::kBFloat16);
+  auto run = [&](bool f) {
+    for (at::Tensor* t : {&x, &r, &w, &b}) t->mutable_grad() = at::Tensor();
+    at::Tensor sum, y;
+    if (f) {
+      std::tie(sum, y) = accel::fused_add_layer_norm(x, r, w, b, 1e-5, at::kBFloat16);
+    } else {
+      sum = x + r;
+      y = accel::fused_layer_norm(sum, w, b, 1e-5, at::kBFloat16);
+    }
+    torch::autograd::backward({sum, y}, {gs, dy});
+    return y;
+  };
+  std::string validation;
+  {  // y and the stream's gradient against float64 ATen
+    at::Tensor y = run(true);
+    at::Tensor xd = x.detach().to(at::kDouble).requires_grad_(true);
+    at::Tensor sd = xd + r.detach().to(at::kDouble);
+    at::Tensor yd = at::layer_norm(sd, {kCols}, w.to(at::kDouble), b.to(at::kDouble), 1e-5);
+    torch::autograd::backward({sd, yd}, {gs.to(at::kDouble), dy.to(at::kDouble)});
+    const double ey = max_rel_error(y, yd), ex = max_rel_error(x.grad(), xd.grad());
+    // y: one bf16 rounding (4e-3); the stream's gradient: float32 arithmetic (1e-5).
+    if (!(ey <= 4e-3 && ex <= 1e-5)) {
+      state.SkipWithError(("fused add + LayerNorm differs from float64 ATen: y " +
+                           std::to_string(ey) + ", dx " + std::to_string(ex))
+                              .c_str());
+      return;
+    }
+    validation = "validation y " + std::to_string(ey) + ", dx " + std::to_string(ex);
+  }
+  for (int i = 0; i < 3; ++i) run(fused);
+  sync_device(dev);
+  for (auto _ : state) {
+    run(fused);
+    sync_device(dev);
+  }
+  // Minimum traffic of the fused pair: forward x, r read, sum, y written; backward dy, sum, gs
+  // read, dx, dr written (bytes per element: 4 + 2 + 4 + 2, 2 + 4 + 4 + 4 + 2).
+  state.counters["GB/s"] =
+      benchmark::Counter(double(kRows * kCols) * 28, benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1024);
+  state.SetLabel(std::string(fused ? "fused add + LayerNorm" : "x + r, then fused LayerNorm") +
+                 ", float32 stream, bf16 branch / output / gradient, 55296 x 256, forward + "
+                 "backward; " +
+                 validation);
+}
+BENCHMARK(BM_AddLayerNorm)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Bias-gradient reduction alone: ATen's as autograd runs it under autocast (bf16 in, bf16 out,
 // float32 accumulation inside) against accel::column_sum (the kernel; float32 out), at the row

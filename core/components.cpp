@@ -112,6 +112,12 @@ std::vector<ComponentSpec> build_catalogue() {
                    {"golden_ref_transformer.cpp ReferenceTransformer.Width256ForwardMatchesGolden",
                     "golden_ref_transformer.cpp ReferenceTransformer.Width64BackwardMatchesGolden",
                     "diff_transformer.cpp DifferentialTransformer.BlockForwardBackward"}));
+  c.push_back(both("block_stack", "transformer",
+                   "blocks 0..depth-1 then the final LayerNorm (encoder and decoder trunks)",
+                   {"golden_ref_model.cpp ReferenceModel.ReleasedForwardMatchesGolden",
+                    "golden_ref_grads.cpp ReferenceGrads.ReleasedBackwardMatchesGolden",
+                    "diff_model.cpp DifferentialModel.ReleasedLossAndGradients",
+                    "diff_transformer.cpp DifferentialTransformer.BlockStackIsBlocksThenNorm"}));
   // The regularisers exist in both backends, but not as one comparable component: the
   // accelerated draws its masks from torch's generator inside the ops, the reference takes them
   // as inputs (drawn from our Rng, or fixed by tests). Hence a pair of one-sided entries each.

@@ -65,6 +65,9 @@ void register_reference_components(ComponentRegistry& reg) {
   HACM_REF_PAIR("gelu", gelu_forward<double>, gelu_backward<double>);
   HACM_REF_PAIR("attention", attention_forward<double>, attention_backward<double>);
   HACM_REF_PAIR("block", block_forward<double>, block_backward<double>);
+  HACM_REF_INLINE("block_stack", hacm_forward<double>, hacm_backward<double>,
+                  "the encoder's loop of block_forward + layernorm_forward; also mamp_forward, "
+                  "mae_decoder_forward, encoder_forward");
   HACM_REF_INLINE("drop_path_masked", block_forward<double>, block_backward<double>,
                   "BranchScales argument; masks from drop_path_scales");
   HACM_REF_PAIR("dropout_masked", dropout_forward<double>, dropout_backward<double>);

@@ -1,7 +1,7 @@
 // Column sums (see column_sum.h). A block covers 64 columns (two per lane of a warp: one 4-byte
 // bf16x2 or 8-byte float2 load per row, 128 / 256 contiguous bytes per warp) and a strided subset
 // of rows (8 warps, each its own rows); the 8 warps' sums meet in shared memory, and a second
-// kernel adds the per-block partials in a fixed order.
+// kernel (sum_partials) adds the per-block partials in a fixed order.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -11,6 +11,7 @@
 
 #include "accelerated/kernels/column_sum.h"
 #include "accelerated/kernels/cuda_util.cuh"
+#include "accelerated/kernels/partial_sums.h"
 
 namespace hacm::cuda {
 namespace {
@@ -53,15 +54,6 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-__global__ void column_sum_partials_kernel(const float* __restrict__ partial, int parts,
-                                           int64_t cols, float* __restrict__ out) {
-  const int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (c >= cols) return;
-  float t = 0.f;
-  for (int k = 0; k < parts; ++k) t += partial[int64_t(k) * cols + c];
-  out[c] = t;
-}
-
 // Row slices: about 4 blocks per multiprocessor in all, at least 8 rows (one per warp) each.
 int row_parts(int64_t rows, int64_t cols) {
   const int64_t col_blocks = (cols + kCols - 1) / kCols;
@@ -93,9 +85,7 @@ void column_sum(const void* x, Dtype tx, int64_t rows, int64_t cols, float* out,
     column_sum_kernel<float>
         <<<grid, kWarps * 32, 0, s>>>(static_cast<const float*>(x), rows, cols, scratch);
   check_launch("column_sum partial sums");
-  column_sum_partials_kernel<<<unsigned((cols + 127) / 128), 128, 0, s>>>(scratch, parts, cols,
-                                                                          out);
-  check_launch("column_sum final sums");
+  sum_partials(scratch, parts, cols, out, s);
 }
 
 }  // namespace hacm::cuda

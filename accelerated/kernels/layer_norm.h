@@ -23,6 +23,14 @@ void layer_norm_forward(const void* x, Dtype tx, const float* w, const float* b,
                         float* mean, float* rstd, int64_t rows, int64_t cols, float eps,
                         cudaStream_t stream);
 
+// The residual form, a pre-LN block's `s = x + branch; y = LayerNorm(s)` in one pass: x float32
+// [rows, cols] (the residual stream), r [rows, cols] (tr; the branch, e.g. bf16 under autocast) ->
+// sum [rows, cols] float32 = x + r (rounded once, as ATen's add), y = LayerNorm(sum) as above.
+// Saves the add's separate pass over the stream (bench/NOTES.md entry 14).
+void add_layer_norm_forward(const float* x, const void* r, Dtype tr, float* sum, const float* w,
+                            const float* b, void* y, Dtype ty, float* mean, float* rstd,
+                            int64_t rows, int64_t cols, float eps, cudaStream_t stream);
+
 // Scratch floats the backward needs for its per-block weight / bias gradient partial sums.
 int64_t layer_norm_backward_scratch(int64_t rows, int64_t cols);
 
@@ -32,5 +40,15 @@ int64_t layer_norm_backward_scratch(int64_t rows, int64_t cols);
 void layer_norm_backward(const void* dy, Dtype tdy, const void* x, Dtype tx, const float* w,
                          const float* mean, const float* rstd, void* dx, float* dw, float* db,
                          float* scratch, int64_t rows, int64_t cols, cudaStream_t stream);
+
+// Backward of the residual form: dy [rows, cols] (tdy), sum [rows, cols] float32 (saved by the
+// forward), ds [rows, cols] float32 or nullptr (the gradient sum receives from its other
+// consumers) -> dx [rows, cols] float32 = ds + LayerNorm's input gradient (the gradient of x and,
+// rounded to tr, of the branch: also written to dr unless dr is nullptr), dw, db [cols] float32.
+// Bit for bit what layer_norm_backward followed by autograd's add and cast computes.
+void add_layer_norm_backward(const void* dy, Dtype tdy, const float* sum, const float* w,
+                             const float* mean, const float* rstd, const float* ds, float* dx,
+                             void* dr, Dtype tr, float* dw, float* db, float* scratch, int64_t rows,
+                             int64_t cols, cudaStream_t stream);
 
 }  // namespace hacm::cuda
