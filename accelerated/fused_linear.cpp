@@ -4,6 +4,8 @@
 #include <ATen/autocast_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <utility>
+
 #include "accelerated/custom_kernels.h"
 
 #ifdef HACM_CUDA_KERNELS
@@ -11,6 +13,7 @@
 #include <c10/cuda/CUDAGuard.h>
 
 #include "accelerated/kernels/column_sum.h"
+#include "accelerated/kernels/gelu.h"
 #endif
 
 namespace hacm::accel {
@@ -24,6 +27,31 @@ at::ScalarType compute_type(const at::Tensor& x) {
                                                       : x.scalar_type();
 }
 
+// Records the inputs' dtypes: the gradients go back in them (the operands were cast).
+void save_dtypes(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& w,
+                 const at::Tensor& b) {
+  ctx->saved_data["x_dtype"] = int64_t(x.scalar_type());
+  ctx->saved_data["w_dtype"] = int64_t(w.scalar_type());
+  ctx->saved_data["b_dtype"] = int64_t(b.scalar_type());
+}
+at::ScalarType saved_dtype(torch::autograd::AutogradContext* ctx, const char* key) {
+  return at::ScalarType(ctx->saved_data[key].toInt());
+}
+
+// The two matmuls of a linear layer's backward: dy [rows, out] in the compute type, xc [..., in],
+// wc [out, in] (the cast operands) -> {dx [..., in], dw [out, in]} in the inputs' dtypes (each
+// undefined where autograd needs none).
+std::pair<at::Tensor, at::Tensor> matmul_grads(torch::autograd::AutogradContext* ctx,
+                                               const at::Tensor& dy, const at::Tensor& xc,
+                                               const at::Tensor& wc) {
+  at::Tensor dx, dw;
+  if (ctx->needs_input_grad(0))
+    dx = at::mm(dy, wc).view(xc.sizes()).to(saved_dtype(ctx, "x_dtype"));
+  if (ctx->needs_input_grad(1))
+    dw = at::mm(dy.t(), xc.reshape({-1, wc.size(1)})).to(saved_dtype(ctx, "w_dtype"));
+  return {dx, dw};
+}
+
 struct FusedLinearFn : torch::autograd::Function<FusedLinearFn> {
   // x [..., in], w [out, in], b [out] -> y [..., out] in the compute type.
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
@@ -33,9 +61,7 @@ struct FusedLinearFn : torch::autograd::Function<FusedLinearFn> {
     // Operands already in the compute type: autocast, if on, passes them through unchanged.
     at::Tensor y = at::linear(xc, wc, bc);
     ctx->save_for_backward({xc, wc});
-    ctx->saved_data["x_dtype"] = int64_t(x.scalar_type());
-    ctx->saved_data["w_dtype"] = int64_t(w.scalar_type());
-    ctx->saved_data["b_dtype"] = int64_t(b.scalar_type());
+    save_dtypes(ctx, x, w, b);
     return y;
   }
 
@@ -43,17 +69,48 @@ struct FusedLinearFn : torch::autograd::Function<FusedLinearFn> {
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &xc = saved[0], &wc = saved[1];
-    const int64_t out = wc.size(0), in = wc.size(1);
-    const at::Tensor dy = grads[0].to(xc.scalar_type()).contiguous().view({-1, out});
-    at::Tensor dx, dw, db;
-    if (ctx->needs_input_grad(0))
-      dx = at::mm(dy, wc).view(xc.sizes()).to(at::ScalarType(ctx->saved_data["x_dtype"].toInt()));
-    if (ctx->needs_input_grad(1))
-      dw = at::mm(dy.t(), xc.reshape({-1, in}))
-               .to(at::ScalarType(ctx->saved_data["w_dtype"].toInt()));
-    if (ctx->needs_input_grad(2))
-      db = column_sum(dy).to(at::ScalarType(ctx->saved_data["b_dtype"].toInt()));
+    const at::Tensor dy = grads[0].to(xc.scalar_type()).contiguous().view({-1, wc.size(0)});
+    auto [dx, dw] = matmul_grads(ctx, dy, xc, wc);
+    at::Tensor db;
+    if (ctx->needs_input_grad(2)) db = column_sum(dy).to(saved_dtype(ctx, "b_dtype"));
     return {dx, dw, db};
+  }
+};
+
+// GELU(x wᵀ + b) with the GELU backward and the bias gradient in one kernel (kernels/gelu.cu).
+struct FusedLinearGeluFn : torch::autograd::Function<FusedLinearGeluFn> {
+  // x [..., in], w [out, in], b [out] -> GELU(x wᵀ + b) [..., out] in the compute type.
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& w, const at::Tensor& b) {
+    const at::ScalarType ct = compute_type(x);
+    const at::Tensor xc = x.to(ct), wc = w.to(ct), bc = b.to(ct);
+    at::Tensor h = at::linear(xc, wc, bc);  // cuBLASLt adds the bias in its epilogue
+    at::Tensor g = at::gelu(h);             // exact erf form, ATen's kernel (at its memory floor)
+    ctx->save_for_backward({xc, wc, h});
+    save_dtypes(ctx, x, w, b);
+    return g;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &xc = saved[0], &wc = saved[1], h = saved[2].contiguous();
+    const c10::cuda::CUDAGuard device(h.device());
+    const int64_t out = wc.size(0), rows = out ? h.numel() / out : 0;
+    const at::Tensor dg = grads[0].to(h.scalar_type()).contiguous();
+    at::Tensor dh = at::empty_like(h), db;
+    if (cuda::gelu_backward_supports(out, dg.data_ptr(), h.data_ptr(), dh.data_ptr())) {
+      db = at::empty({out}, h.options().dtype(at::kFloat));
+      at::Tensor scratch = at::empty({cuda::gelu_backward_scratch(rows, out)}, db.options());
+      cuda::gelu_backward_column_sum(dg.data_ptr(), h.data_ptr(), kernel_dtype(h.scalar_type()),
+                                     dh.data_ptr(), rows, out, db.data_ptr<float>(),
+                                     scratch.data_ptr<float>(), at::cuda::getCurrentCUDAStream());
+    } else {  // a gradient view without 8-byte alignment: ATen's GELU backward, then the sum
+      dh = at::gelu_backward(dg, h);
+      db = column_sum(dh.view({rows, out}));
+    }
+    auto [dx, dw] = matmul_grads(ctx, dh.view({rows, out}), xc, wc);
+    return {dx, dw, ctx->needs_input_grad(2) ? db.to(saved_dtype(ctx, "b_dtype")) : at::Tensor()};
   }
 };
 
@@ -104,6 +161,13 @@ at::Tensor linear_forward(const at::Tensor& x, const at::Tensor& w, const at::Te
   if (fused_linear_applies(x, w, b)) return FusedLinearFn::apply(x, w, b);
 #endif
   return at::linear(x, w, b);
+}
+
+at::Tensor linear_gelu_forward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+#ifdef HACM_CUDA_KERNELS
+  if (fused_linear_applies(x, w, b)) return FusedLinearGeluFn::apply(x, w, b);
+#endif
+  return at::gelu(at::linear(x, w, b));  // exact erf form (approximate = "none")
 }
 
 }  // namespace hacm::accel

@@ -55,8 +55,9 @@ void register_accelerated_components(ComponentRegistry& reg) {
            "CUDA float32/bf16: fused kernel (kernels/layer_norm.cu, fused_layer_norm.h); also "
            "layer_norm_matmul_input");
   static_cast<void>(&layer_norm_matmul_input);
-  add(reg, "gelu", Provision::kLibraryOp, "at::gelu", true,
-      "in block_forward / block_stack_forward");
+  HACM_ACC("gelu", linear_gelu_forward, true,
+           "with the fc1 before it: at::gelu(at::linear); on CUDA the GELU backward and fc1's "
+           "bias gradient in one kernel (kernels/gelu.cu)");
   HACM_ACC("attention", attention_forward, true, "");
   HACM_ACC("block", block_forward, true, "");
   HACM_ACC("block_stack", block_stack_forward, true,

@@ -108,8 +108,8 @@ Residual block_step(const Residual& x, const StateDict& sd, const std::string& p
   Residual y{v, drop_path_forward(attention_forward(h, sd, prefix + "attn.", heads), drop_path)};
   auto [u, h2] =
       add_layer_norm(y, param(sd, prefix + "norm2.weight"), param(sd, prefix + "norm2.bias"), true);
-  h2 = linear_forward(h2, param(sd, prefix + "mlp.fc1.weight"), param(sd, prefix + "mlp.fc1.bias"));
-  h2 = at::gelu(h2);  // exact erf form (approximate = "none")
+  h2 = linear_gelu_forward(h2, param(sd, prefix + "mlp.fc1.weight"),
+                           param(sd, prefix + "mlp.fc1.bias"));
   h2 = linear_forward(h2, param(sd, prefix + "mlp.fc2.weight"), param(sd, prefix + "mlp.fc2.bias"));
   return {u, drop_path_forward(h2, drop_path)};
 }

@@ -5,7 +5,8 @@
 // input out, bf16 gradient in). impl 0 = ATen (at::layer_norm, plus the casts autocast adds around
 // it), 1 = the fused kernel. Before timing, the fused result is checked against float64 ATen on
 // the same values (a fast wrong kernel is not a result). BM_AddLayerNorm: a block's residual
-// addition and the LayerNorm after it, unfused and fused. BM_ColumnSum: the bias-gradient reduction
+// addition and the LayerNorm after it, unfused and fused. BM_LinearGelu: fc1 + GELU with and
+// without the fused GELU backward / bias gradient. BM_ColumnSum: the bias-gradient reduction
 // of a linear layer alone, ATen's against the column-sum kernel, validated against a float64 sum.
 // CUDA only.
 #include <ATen/ATen.h>
@@ -18,6 +19,7 @@
 
 #include "accelerated/fused_layer_norm.h"
 #include "accelerated/fused_linear.h"
+#include "accelerated/precision.h"
 #include "bench/accel_setup.h"
 
 using namespace hacm;
@@ -161,6 +163,60 @@ void BM_AddLayerNorm(benchmark::State& state) {
                  validation);
 }
 BENCHMARK(BM_AddLayerNorm)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// An MLP's fc1 + GELU under bf16 autocast at a decoder's size (55,296 rows, 256 -> 1024), forward
+// and backward: impl 0 = at::gelu(linear_forward(...)) (ATen's GELU backward, then the column-sum
+// kernel reads dh again for the bias gradient), 1 = linear_gelu_forward (kernels/gelu.cu: the
+// GELU backward and the bias gradient in one pass). Validated first against float64 ATen.
+void BM_LinearGelu(benchmark::State& state) {
+  const bool fused = state.range(0) == 1;
+  const at::Device dev = bench_device();
+  if (!dev.is_cuda()) {
+    state.SkipWithError("CUDA-only benchmark (the custom kernels run on the GPU)");
+    return;
+  }
+  constexpr int64_t kIn = 256, kOut = 1024;
+  auto fopt = at::TensorOptions().device(dev).dtype(at::kFloat);
+  at::manual_seed(0);
+  at::Tensor x = at::randn({kRows, kIn}, fopt).to(at::kBFloat16).requires_grad_(true);
+  at::Tensor w = (at::randn({kOut, kIn}, fopt) * (1.5 / 16)).requires_grad_(true);
+  at::Tensor b = (at::randn({kOut}, fopt) * 0.5).requires_grad_(true);
+  const at::Tensor dy = at::randn({kRows, kOut}, fopt).to(at::kBFloat16);
+  auto run = [&](bool f) {
+    for (at::Tensor* t : {&x, &w, &b}) t->mutable_grad() = at::Tensor();
+    accel::Autocast autocast(accel::Precision::kBf16, dev);
+    at::Tensor y =
+        f ? accel::linear_gelu_forward(x, w, b) : at::gelu(accel::linear_forward(x, w, b));
+    y.backward(dy);
+    return y;
+  };
+  std::string validation;
+  {
+    at::Tensor y = run(true);
+    at::Tensor xd = x.detach().to(at::kDouble), wd = w.detach().to(at::kDouble);
+    at::Tensor bd = b.detach().to(at::kDouble).requires_grad_(true);
+    at::Tensor yd = at::gelu(at::linear(xd, wd, bd));
+    yd.backward(dy.to(at::kDouble));
+    const double ey = max_rel_error(y, yd), eb = max_rel_error(b.grad(), bd.grad());
+    // Two bf16 roundings (pre-activation, result) after float32 arithmetic: 8e-3 (y, db).
+    if (!(ey <= 8e-3 && eb <= 8e-3)) {
+      state.SkipWithError(("fc1 + GELU differs from float64 ATen: y " + std::to_string(ey) +
+                           ", db " + std::to_string(eb))
+                              .c_str());
+      return;
+    }
+    validation = "validation y " + std::to_string(ey) + ", db " + std::to_string(eb);
+  }
+  for (int i = 0; i < 3; ++i) run(fused);
+  sync_device(dev);
+  for (auto _ : state) {
+    run(fused);
+    sync_device(dev);
+  }
+  state.SetLabel(std::string(fused ? "linear_gelu_forward" : "at::gelu(linear_forward)") +
+                 ", bf16 autocast, 55296 x 256 -> 1024, forward + backward; " + validation);
+}
+BENCHMARK(BM_LinearGelu)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Bias-gradient reduction alone: ATen's as autograd runs it under autocast (bf16 in, bf16 out,
 // float32 accumulation inside) against accel::column_sum (the kernel; float32 out), at the row

@@ -102,7 +102,10 @@ std::vector<ComponentSpec> build_catalogue() {
   c.push_back(
       both("gelu", "transformer", "exact-erf GELU",
            {"test_ref_transformer.cpp ReferenceTransformer.GeluBackwardMatchesFiniteDifferences",
-            "diff_transformer.cpp DifferentialTransformer.BlockForwardBackward"}));
+            "diff_transformer.cpp DifferentialTransformer.BlockForwardBackward",
+            "diff_linear.cpp DifferentialLinear.CudaLinearGeluFloat32MatchesReference",
+            "diff_linear.cpp DifferentialLinear.CudaLinearGeluBf16MatchesReference",
+            "diff_linear.cpp DifferentialLinear.CpuLinearGeluIsAten"}));
   c.push_back(both(
       "attention", "transformer", "multi-head self-attention (qkv, softmax, proj)",
       {"golden_ref_transformer.cpp ReferenceTransformer.Width64BackwardMatchesGolden",

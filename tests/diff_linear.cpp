@@ -1,10 +1,12 @@
 // Differential: accel::linear_forward's CUDA path (ATen matmuls + the column-sum kernel for the
 // bias gradient, accelerated/kernels/column_sum.cu) against ref::linear_forward / linear_backward
-// (Eigen, double). CUDA only for the custom path; on the CPU linear_forward is at::linear (checked
-// here to be exactly that).
+// (Eigen, double), and accel::linear_gelu_forward (fc1 + GELU; GELU backward and bias gradient by
+// kernels/gelu.cu) against ref::linear_* + ref::gelu_*. CUDA only for the custom paths; on the
+// CPU both are ATen's ops (checked here to be exactly those).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 
 #include "accelerated/custom_kernels.h"
@@ -166,4 +168,115 @@ TEST(DifferentialLinear, CudaColumnSumMatchesDouble) {
 TEST(DifferentialLinear, CpuColumnSumIsAten) {
   const at::Tensor x = at::randn({300, 12});
   EXPECT_TRUE(at::equal(accel::column_sum(x), x.sum(0, false, at::kFloat)));
+}
+
+namespace {
+
+// fc1 + GELU: reference y = gelu(x wᵀ + b) and its gradients, inputs rounded to `st`. The
+// pre-activations have a spread of ~1.5 so that both GELU tails and its bend are exercised.
+struct GeluCase {
+  Tensor<double> x, gout;
+  ref::LinearParams<double> p;
+  Tensor<double> y, gx;
+  ref::LinearParams<double> g;
+};
+GeluCase make_gelu_case(int64_t rows, int64_t in, int64_t out, c10::ScalarType st, uint64_t seed) {
+  GeluCase c;
+  c.x = ref_randn({rows, in}, seed);
+  c.gout = ref_randn({rows, out}, seed + 1);
+  c.p.w = ref_randn({out, in}, seed + 2, 1.5 / std::sqrt(double(in)));
+  c.p.b = ref_randn({out}, seed + 3, 0.5);
+  for (Tensor<double>* t : {&c.x, &c.gout, &c.p.w, &c.p.b}) round_through(*t, st);
+  const Tensor<double> h = ref::linear_forward(c.x, c.p);
+  c.y = ref::gelu_forward(h);
+  const Tensor<double> gh = ref::gelu_backward(h, c.gout);
+  c.g.w = Tensor<double>({out, in});
+  c.g.b = Tensor<double>({out});
+  c.gx = ref::linear_backward(c.x, c.p, gh, c.g);
+  return c;
+}
+
+Got run_gelu(const GeluCase& c, at::Device dev, c10::ScalarType x_dtype) {
+  at::Tensor x = to_at(c.x, x_dtype, dev).requires_grad_(true);
+  at::Tensor w = to_at(c.p.w, at::kFloat, dev).requires_grad_(true);
+  at::Tensor b = to_at(c.p.b, at::kFloat, dev).requires_grad_(true);
+  at::Tensor y = accel::linear_gelu_forward(x, w, b);
+  y.backward(to_at(c.gout, y.scalar_type(), dev));
+  EXPECT_EQ(x.grad().scalar_type(), x_dtype);
+  EXPECT_EQ(b.grad().scalar_type(), at::kFloat);
+  return {y, x.grad(), w.grad(), b.grad()};
+}
+
+}  // namespace
+
+// float32 (TF32 off): an encoder fc1 (256 -> 1024) over 11,008 rows and a small odd-row case.
+TEST(DifferentialLinear, CudaLinearGeluFloat32MatchesReference) {
+  REQUIRE_CUDA();
+  strict_fp32();
+  const at::Device dev(at::kCUDA);
+  for (int64_t rows : {int64_t(7), int64_t(11008)}) {
+    const std::string tag = std::to_string(rows) + " rows: ";
+    GeluCase c = make_gelu_case(rows, 256, 1024, at::kFloat, 1000 + uint64_t(rows));
+    Got g = run_gelu(c, dev, at::kFloat);
+    // float32 matmul over 256 terms and float32 erf / exp (a few ulp): 1e-5 normwise; the weight
+    // gradient sums products over all rows: 1e-4; the bias gradient float32 sums of dh: 1e-5.
+    EXPECT_CLOSE_NORMWISE(tag + "y", to_vec(g.y), c.y.data, 1e-5);
+    EXPECT_CLOSE_NORMWISE(tag + "dx", to_vec(g.gx), c.gx.data, 1e-5);
+    EXPECT_CLOSE_NORMWISE(tag + "dw", to_vec(g.gw), c.g.w.data, 1e-4);
+    EXPECT_CLOSE_NORMWISE(tag + "db", to_vec(g.gb), c.g.b.data, 1e-5);
+  }
+}
+
+// bf16 autocast, a decoder fc1's shape (55,296 rows): everything stored in bf16, float32 inside.
+TEST(DifferentialLinear, CudaLinearGeluBf16MatchesReference) {
+  REQUIRE_CUDA();
+  const at::Device dev(at::kCUDA);
+  GeluCase c = make_gelu_case(55296, 256, 1024, at::kBFloat16, 1100);
+  accel::Autocast autocast(accel::Precision::kBf16, dev);
+  Got g = run_gelu(c, dev, at::kBFloat16);
+  EXPECT_EQ(g.y.scalar_type(), at::kBFloat16);
+  // Two bf16 roundings on the way (the pre-activation, then y or dh) after float32 arithmetic:
+  // 2 x 2^-9 ~ 4e-3 each, bound 8e-3 normwise; dw, dx one more bf16 rounding of the summed
+  // products: 8e-3. db: float32 sums of the stored bf16 dh (two roundings each): 8e-3.
+  EXPECT_CLOSE_NORMWISE("bf16 y", to_vec(g.y), c.y.data, 8e-3);
+  EXPECT_CLOSE_NORMWISE("bf16 dx", to_vec(g.gx), c.gx.data, 8e-3);
+  EXPECT_CLOSE_NORMWISE("bf16 dw", to_vec(g.gw), c.g.w.data, 8e-3);
+  EXPECT_CLOSE_NORMWISE("db", to_vec(g.gb), c.g.b.data, 8e-3);
+}
+
+// The fused backward against the unfused ATen path on CUDA (custom kernels off: at::linear, then
+// at::gelu with autograd's GeluBackward and sum): float32 arithmetic both, bound 1e-6 normwise.
+TEST(DifferentialLinear, CudaLinearGeluAgreesWithAten) {
+  REQUIRE_CUDA();
+  strict_fp32();
+  const at::Device dev(at::kCUDA);
+  GeluCase c = make_gelu_case(300, 64, 256, at::kFloat, 1200);
+  Got fused = run_gelu(c, dev, at::kFloat);
+  accel::set_custom_kernels(false);
+  Got aten = run_gelu(c, dev, at::kFloat);
+  accel::set_custom_kernels(true);
+  EXPECT_CLOSE_NORMWISE("y", to_vec(fused.y), to_vec(aten.y), 1e-6);
+  EXPECT_CLOSE_NORMWISE("dx", to_vec(fused.gx), to_vec(aten.gx), 1e-6);
+  EXPECT_CLOSE_NORMWISE("dw", to_vec(fused.gw), to_vec(aten.gw), 1e-6);
+  EXPECT_CLOSE_NORMWISE("db", to_vec(fused.gb), to_vec(aten.gb), 1e-6);
+}
+
+// On the CPU linear_gelu_forward is at::gelu(at::linear): identical bits, forward and backward;
+// and within float32 rounding of the float64 reference.
+TEST(DifferentialLinear, CpuLinearGeluIsAten) {
+  GeluCase c = make_gelu_case(40, 64, 96, at::kFloat, 1300);
+  Got ours = run_gelu(c, at::kCPU, at::kFloat);
+  at::Tensor x = to_at(c.x, at::kFloat, at::kCPU).requires_grad_(true);
+  at::Tensor w = to_at(c.p.w, at::kFloat, at::kCPU).requires_grad_(true);
+  at::Tensor b = to_at(c.p.b, at::kFloat, at::kCPU).requires_grad_(true);
+  at::Tensor y = at::gelu(at::linear(x, w, b));
+  y.backward(to_at(c.gout, at::kFloat, at::kCPU));
+  EXPECT_TRUE(at::equal(ours.y, y));
+  EXPECT_TRUE(at::equal(ours.gx, x.grad()));
+  EXPECT_TRUE(at::equal(ours.gw, w.grad()));
+  EXPECT_TRUE(at::equal(ours.gb, b.grad()));
+  // float32 vs double: 1e-5 forward, 1e-4 for gradients (products of rounded factors).
+  EXPECT_CLOSE_NORMWISE("cpu y", to_vec(ours.y), c.y.data, 1e-5);
+  EXPECT_CLOSE_NORMWISE("cpu dx", to_vec(ours.gx), c.gx.data, 1e-4);
+  EXPECT_CLOSE_NORMWISE("cpu db", to_vec(ours.gb), c.g.b.data, 1e-4);
 }
