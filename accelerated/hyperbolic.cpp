@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "accelerated/fused_hyperbolic.h"
+
 namespace hacm::accel {
 
 // The norm is clamped away from 0 before dividing so autograd never sees 0/0; the where() then
@@ -33,6 +35,8 @@ at::Tensor project_forward(const at::Tensor& y) {
 }
 
 at::Tensor expmap_with_projection_forward(const at::Tensor& x) {
+  // CUDA float32: one kernel each way (fused_hyperbolic.h) for ATen's ~7 / ~10 passes.
+  if (fused_expmap_projection_applies(x)) return fused_expmap_projection(x);
   return project_forward(expmap_forward(x));
 }
 

@@ -36,7 +36,8 @@ void register_accelerated_components(ComponentRegistry& reg) {
   // hyperbolic
   HACM_ACC("expmap", expmap_forward, true, "");
   HACM_ACC("project", project_forward, true, "");
-  HACM_ACC("expmap_with_projection", expmap_with_projection_forward, true, "");
+  HACM_ACC("expmap_with_projection", expmap_with_projection_forward, true,
+           "CUDA float32: one kernel each way (kernels/hyperbolic.cu, fused_hyperbolic.h)");
   HACM_ACC("logmap", logmap_forward, true, "");
   HACM_ACC("poincare_distance", poincare_distance_forward, true, "");
   HACM_ACC("poincare_distance_pairwise", spatial_distances_forward, false,

@@ -6,7 +6,8 @@
 // it), 1 = the fused kernel. Before timing, the fused result is checked against float64 ATen on
 // the same values (a fast wrong kernel is not a result). BM_AddLayerNorm: a block's residual
 // addition and the LayerNorm after it, unfused and fused. BM_LinearGelu: fc1 + GELU with and
-// without the fused GELU backward / bias gradient. BM_ColumnSum: the bias-gradient reduction
+// without the fused GELU backward / bias gradient. BM_ExpmapProjection: the Poincaré map of the
+// tokens, ATen's composition and the fused kernels. BM_ColumnSum: the bias-gradient reduction
 // of a linear layer alone, ATen's against the column-sum kernel, validated against a float64 sum.
 // CUDA only.
 #include <ATen/ATen.h>
@@ -17,8 +18,10 @@
 #include <string>
 #include <tuple>
 
+#include "accelerated/fused_hyperbolic.h"
 #include "accelerated/fused_layer_norm.h"
 #include "accelerated/fused_linear.h"
+#include "accelerated/hyperbolic.h"
 #include "accelerated/precision.h"
 #include "bench/accel_setup.h"
 
@@ -217,6 +220,60 @@ void BM_LinearGelu(benchmark::State& state) {
                  ", bf16 autocast, 55296 x 256 -> 1024, forward + backward; " + validation);
 }
 BENCHMARK(BM_LinearGelu)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// The Poincaré map of the embedded tokens, project(expmap(x)), forward + backward on the token
+// tensor of a 64-clip HA-CM step (128 x 24 x 18 = 55,296 rows of 256, float32): impl 0 = the ATen
+// composition (expmap_forward then project_forward, autograd), 1 = the fused kernels. Validated
+// first: the fused result and gradient against float64 ATen on the same values.
+void BM_ExpmapProjection(benchmark::State& state) {
+  const bool fused = state.range(0) == 1;
+  const at::Device dev = bench_device();
+  if (!dev.is_cuda()) {
+    state.SkipWithError("CUDA-only benchmark (the custom kernels run on the GPU)");
+    return;
+  }
+  auto fopt = at::TensorOptions().device(dev).dtype(at::kFloat);
+  at::manual_seed(0);
+  // Row norms ~1.6 (0.1 x sqrt(256)): inside the ball, below the projection.
+  at::Tensor x = (at::randn({kRows, kCols}, fopt) * 0.1).requires_grad_(true);
+  const at::Tensor dy = at::randn({kRows, kCols}, fopt);
+  auto run = [&](bool f) {
+    x.mutable_grad() = at::Tensor();
+    at::Tensor y =
+        f ? accel::fused_expmap_projection(x) : accel::project_forward(accel::expmap_forward(x));
+    y.backward(dy);
+    return y;
+  };
+  std::string validation;
+  {
+    at::Tensor y = run(true);
+    at::Tensor xd = x.detach().to(at::kDouble).requires_grad_(true);
+    at::Tensor yd = accel::project_forward(accel::expmap_forward(xd));
+    yd.backward(dy.to(at::kDouble));
+    const double ey = max_rel_error(y, yd), ex = max_rel_error(x.grad(), xd.grad());
+    // float32 through tanh / sqrt and two row sums: 1e-5 both.
+    if (!(ey <= 1e-5 && ex <= 1e-5)) {
+      state.SkipWithError(("fused Poincare map differs from float64 ATen: y " + std::to_string(ey) +
+                           ", dx " + std::to_string(ex))
+                              .c_str());
+      return;
+    }
+    validation = "validation y " + std::to_string(ey) + ", dx " + std::to_string(ex);
+  }
+  for (int i = 0; i < 3; ++i) run(fused);
+  sync_device(dev);
+  for (auto _ : state) {
+    run(fused);
+    sync_device(dev);
+  }
+  // Minimum traffic: forward x read, y written; backward x, dy read, dx written (float32).
+  state.counters["GB/s"] =
+      benchmark::Counter(double(kRows * kCols) * 20, benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::kIs1024);
+  state.SetLabel(std::string(fused ? "fused kernels" : "ATen composition") +
+                 ", 55296 x 256 float32, forward + backward; " + validation);
+}
+BENCHMARK(BM_ExpmapProjection)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Bias-gradient reduction alone: ATen's as autograd runs it under autocast (bf16 in, bf16 out,
 // float32 accumulation inside) against accel::column_sum (the kernel; float32 out), at the row

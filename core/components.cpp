@@ -53,6 +53,8 @@ std::vector<ComponentSpec> build_catalogue() {
   c.push_back(both(
       "expmap_with_projection", "hyperbolic", "project(expmap(x)): tokens into the Poincaré ball",
       {"diff_hyperbolic.cpp DifferentialHyperbolic.ExpmapWithProjectionForwardBackward",
+       "diff_hyperbolic.cpp DifferentialHyperbolic.CudaFusedExpmapProjectionMatchesReference",
+       "diff_hyperbolic.cpp DifferentialHyperbolic.CudaFusedExpmapProjectionSaturation",
        "golden_ref_hyperbolic.cpp ReferenceHyperbolic.DoubleMapsMatchGolden",
        "golden_hyperbolic_accel.cpp AcceleratedHyperbolic.CpuDoubleMapsMatchGolden"}));
   c.push_back(both(

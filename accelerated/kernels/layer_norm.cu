@@ -16,30 +16,12 @@
 #include "accelerated/kernels/cuda_util.cuh"
 #include "accelerated/kernels/layer_norm.h"
 #include "accelerated/kernels/partial_sums.h"
+#include "accelerated/kernels/rows.cuh"
 
 namespace hacm::cuda {
 namespace {
 
 constexpr int kWarps = 8;  // rows per block of the forward, warps per block of both kernels
-
-__device__ __forceinline__ float load(const float* p) {
-  return *p;
-}
-__device__ __forceinline__ float load(const __nv_bfloat16* p) {
-  return __bfloat162float(*p);
-}
-__device__ __forceinline__ void store(float* p, float v) {
-  *p = v;
-}
-__device__ __forceinline__ void store(__nv_bfloat16* p, float v) {
-  *p = __float2bfloat16_rn(v);
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
 
 // y = LN(v) * w + b for v = x (r == nullptr) or v = x + r, the float32 sum also stored to s.
 template <typename Tx, typename Tr, typename Ty, int VPT>
@@ -189,29 +171,10 @@ void backward_as(const void* dy, const void* x, const float* w, const float* mea
       static_cast<Tx*>(dx), static_cast<Tr*>(dr), scratch, rows);
 }
 
-// Calls f(std::integral_constant<int, VPT>) for a width with a kernel (VPT = cols / 32 values per
-// lane); layer_norm_supports lists the same widths.
-template <typename F>
-void with_width(int64_t cols, const char* what, F&& f) {
-  switch (cols) {
-    case 64:
-      return f(std::integral_constant<int, 2>{});
-    case 128:
-      return f(std::integral_constant<int, 4>{});
-    case 256:
-      return f(std::integral_constant<int, 8>{});
-    case 512:
-      return f(std::integral_constant<int, 16>{});
-    default:
-      throw std::invalid_argument(std::string(what) + ": unsupported width " +
-                                  std::to_string(cols));
-  }
-}
-
 }  // namespace
 
 bool layer_norm_supports(int64_t cols) {
-  return cols == 64 || cols == 128 || cols == 256 || cols == 512;
+  return row_width_supported(cols);
 }
 
 void layer_norm_forward(const void* x, Dtype tx, const float* w, const float* b, void* y, Dtype ty,
