@@ -17,6 +17,7 @@
 #include <cmath>
 #include <string>
 #include <tuple>
+#include <vector>
 
 #include "accelerated/fused_hyperbolic.h"
 #include "accelerated/fused_layer_norm.h"
@@ -37,27 +38,53 @@ double max_rel_error(const at::Tensor& got, const at::Tensor& ref) {
   return (got.to(at::kDouble) - ref).abs().max().item<double>() / ref.abs().max().item<double>();
 }
 
-// The fused LayerNorm's forward and dx against float64 ATen on the same values.
-bool validate(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const at::Tensor& dy,
-              at::ScalarType out, double bound, std::string* msg) {
-  at::Tensor xd = x.detach().to(at::kDouble).requires_grad_(true);
-  at::Tensor yd = at::layer_norm(xd, {kCols}, w.to(at::kDouble), b.to(at::kDouble), 1e-5);
-  yd.backward(dy.to(at::kDouble));
-  at::Tensor xf = x.detach().clone().requires_grad_(true);
-  at::Tensor yf = accel::fused_layer_norm(xf, w, b, 1e-5, out);
-  yf.backward(dy);
-  const double ey = max_rel_error(yf, yd), ex = max_rel_error(xf.grad(), xd.grad());
-  *msg = "y " + std::to_string(ey) + ", dx " + std::to_string(ex);
-  return std::isfinite(ey) && std::isfinite(ex) && ey <= bound && ex <= 1e-5;
+// The benchmark's device when it is a GPU; else the benchmark is skipped (false).
+bool cuda_device(benchmark::State& state, at::Device* dev) {
+  *dev = bench_device();
+  if (dev->is_cuda()) return true;
+  state.SkipWithError("CUDA-only benchmark (the custom kernels run on the GPU)");
+  return false;
+}
+
+struct Error {
+  std::string name;
+  double value, bound;
+};
+// True when every error is finite and within its bound, with *msg = "validation <name> <value>,
+// ..."; else the benchmark is skipped with `what` and the errors (a fast wrong kernel is not a
+// result).
+bool validated(benchmark::State& state, const std::string& what, const std::vector<Error>& errors,
+               std::string* msg) {
+  bool ok = true;
+  std::string list;
+  for (const Error& e : errors) {
+    ok = ok && std::isfinite(e.value) && e.value <= e.bound;
+    list += (list.empty() ? "" : ", ") + e.name + " " + std::to_string(e.value);
+  }
+  *msg = "validation " + list;
+  if (!ok) state.SkipWithError((what + " differs from float64: " + list).c_str());
+  return ok;
+}
+
+// Three warm-up runs, then the timed loop, every run synchronised; `bytes` a run must move at
+// least, as a GB/s counter (0: none).
+template <typename F>
+void timed_loop(benchmark::State& state, const at::Device& dev, F&& run, double bytes) {
+  for (int i = 0; i < 3; ++i) run();
+  sync_device(dev);
+  for (auto _ : state) {
+    run();
+    sync_device(dev);
+  }
+  if (bytes > 0)
+    state.counters["GB/s"] = benchmark::Counter(
+        bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1024);
 }
 
 void BM_LayerNorm(benchmark::State& state) {
   const bool fused = state.range(0) == 1, autocast_form = state.range(1) == 1;
-  const at::Device dev = bench_device();
-  if (!dev.is_cuda()) {
-    state.SkipWithError("CUDA-only benchmark (the custom kernels run on the GPU)");
-    return;
-  }
+  at::Device dev = at::kCPU;
+  if (!cuda_device(state, &dev)) return;
   const at::ScalarType out = autocast_form ? at::kBFloat16 : at::kFloat;
   auto fopt = at::TensorOptions().device(dev).dtype(at::kFloat);
   at::manual_seed(0);
@@ -65,35 +92,34 @@ void BM_LayerNorm(benchmark::State& state) {
   at::Tensor w = (at::randn({kCols}, fopt) * 0.5 + 1).requires_grad_(true);
   at::Tensor b = (at::randn({kCols}, fopt) * 0.5).requires_grad_(true);
   at::Tensor dy = at::randn({kRows, kCols}, fopt).to(out);
-  std::string msg;
-  // y in bf16: one rounding, <= 2^-9 relative; float32: 1e-5.
-  if (!validate(x, w, b, dy, out, autocast_form ? 4e-3 : 1e-5, &msg)) {
-    state.SkipWithError(("fused LayerNorm differs from float64 ATen: " + msg).c_str());
-    return;
-  }
-  auto step = [&] {
-    x.mutable_grad() = at::Tensor();
-    w.mutable_grad() = at::Tensor();
-    b.mutable_grad() = at::Tensor();
-    at::Tensor y = fused ? accel::fused_layer_norm(x, w, b, 1e-5, out)
-                         : at::layer_norm(x, {kCols}, w, b, 1e-5).to(out);  // autocast's cast
+  auto run = [&](bool f) {
+    for (at::Tensor* t : {&x, &w, &b}) t->mutable_grad() = at::Tensor();
+    at::Tensor y = f ? accel::fused_layer_norm(x, w, b, 1e-5, out)
+                     : at::layer_norm(x, {kCols}, w, b, 1e-5).to(out);  // autocast's cast
     y.backward(dy);
+    return y;
   };
-  for (int i = 0; i < 3; ++i) step();
-  sync_device(dev);
-  for (auto _ : state) {
-    step();
-    sync_device(dev);
+  std::string msg;
+  {  // the fused forward and dx against float64 ATen on the same values
+    const at::Tensor y = run(true);
+    at::Tensor xd = x.detach().to(at::kDouble).requires_grad_(true);
+    at::Tensor yd = at::layer_norm(xd, {kCols}, w.to(at::kDouble), b.to(at::kDouble), 1e-5);
+    yd.backward(dy.to(at::kDouble));
+    // y in bf16: one rounding, <= 2^-9 relative (4e-3); float32 arithmetic: 1e-5.
+    if (!validated(state, "fused LayerNorm",
+                   {{"y", max_rel_error(y, yd), autocast_form ? 4e-3 : 1e-5},
+                    {"dx", max_rel_error(x.grad(), xd.grad()), 1e-5}},
+                   &msg))
+      return;
   }
   // Bytes a fused forward + backward must move at least: x read twice, y written, dy read, dx
   // written (w, b, statistics negligible).
   const double xb = 4, yb = autocast_form ? 2 : 4;
-  state.counters["GB/s"] = benchmark::Counter(double(kRows * kCols) * (2 * xb + 2 * yb + xb),
-                                              benchmark::Counter::kIsIterationInvariantRate,
-                                              benchmark::Counter::kIs1024);
+  timed_loop(
+      state, dev, [&] { run(fused); }, double(kRows * kCols) * (2 * xb + 2 * yb + xb));
   state.SetLabel(std::string(fused ? "fused kernel" : "ATen") + ", " +
                  (autocast_form ? "float32 in, bf16 out / bf16 gradient" : "float32") +
-                 ", 55296 x 256, forward + backward; validation " + msg);
+                 ", 55296 x 256, forward + backward; " + msg);
 }
 BENCHMARK(BM_LayerNorm)
     ->ArgsProduct({{0, 1}, {0, 1}})
@@ -107,11 +133,8 @@ BENCHMARK(BM_LayerNorm)
 // Validated first: the fused outputs against float64 ATen on the same values.
 void BM_AddLayerNorm(benchmark::State& state) {
   const bool fused = state.range(0) == 1;
-  const at::Device dev = bench_device();
-  if (!dev.is_cuda()) {
-    state.SkipWithError("CUDA-only benchmark (the custom kernels run on the GPU)");
-    return;
-  }
+  at::Device dev = at::kCPU;
+  if (!cuda_device(state, &dev)) return;
   auto fopt = at::TensorOptions().device(dev).dtype(at::kFloat);
   at::manual_seed(0);
   at::Tensor x = (at::randn({kRows, kCols}, fopt) + 3).requires_grad_(true);
@@ -132,38 +155,28 @@ void BM_AddLayerNorm(benchmark::State& state) {
     torch::autograd::backward({sum, y}, {gs, dy});
     return y;
   };
-  std::string validation;
+  std::string msg;
   {  // y and the stream's gradient against float64 ATen
-    at::Tensor y = run(true);
+    const at::Tensor y = run(true);
     at::Tensor xd = x.detach().to(at::kDouble).requires_grad_(true);
     at::Tensor sd = xd + r.detach().to(at::kDouble);
     at::Tensor yd = at::layer_norm(sd, {kCols}, w.to(at::kDouble), b.to(at::kDouble), 1e-5);
     torch::autograd::backward({sd, yd}, {gs.to(at::kDouble), dy.to(at::kDouble)});
-    const double ey = max_rel_error(y, yd), ex = max_rel_error(x.grad(), xd.grad());
     // y: one bf16 rounding (4e-3); the stream's gradient: float32 arithmetic (1e-5).
-    if (!(ey <= 4e-3 && ex <= 1e-5)) {
-      state.SkipWithError(("fused add + LayerNorm differs from float64 ATen: y " +
-                           std::to_string(ey) + ", dx " + std::to_string(ex))
-                              .c_str());
+    if (!validated(
+            state, "fused add + LayerNorm",
+            {{"y", max_rel_error(y, yd), 4e-3}, {"dx", max_rel_error(x.grad(), xd.grad()), 1e-5}},
+            &msg))
       return;
-    }
-    validation = "validation y " + std::to_string(ey) + ", dx " + std::to_string(ex);
-  }
-  for (int i = 0; i < 3; ++i) run(fused);
-  sync_device(dev);
-  for (auto _ : state) {
-    run(fused);
-    sync_device(dev);
   }
   // Minimum traffic of the fused pair: forward x, r read, sum, y written; backward dy, sum, gs
   // read, dx, dr written (bytes per element: 4 + 2 + 4 + 2, 2 + 4 + 4 + 4 + 2).
-  state.counters["GB/s"] =
-      benchmark::Counter(double(kRows * kCols) * 28, benchmark::Counter::kIsIterationInvariantRate,
-                         benchmark::Counter::kIs1024);
+  timed_loop(
+      state, dev, [&] { run(fused); }, double(kRows * kCols) * 28);
   state.SetLabel(std::string(fused ? "fused add + LayerNorm" : "x + r, then fused LayerNorm") +
                  ", float32 stream, bf16 branch / output / gradient, 55296 x 256, forward + "
                  "backward; " +
-                 validation);
+                 msg);
 }
 BENCHMARK(BM_AddLayerNorm)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
@@ -173,11 +186,8 @@ BENCHMARK(BM_AddLayerNorm)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMill
 // GELU backward and the bias gradient in one pass). Validated first against float64 ATen.
 void BM_LinearGelu(benchmark::State& state) {
   const bool fused = state.range(0) == 1;
-  const at::Device dev = bench_device();
-  if (!dev.is_cuda()) {
-    state.SkipWithError("CUDA-only benchmark (the custom kernels run on the GPU)");
-    return;
-  }
+  at::Device dev = at::kCPU;
+  if (!cuda_device(state, &dev)) return;
   constexpr int64_t kIn = 256, kOut = 1024;
   auto fopt = at::TensorOptions().device(dev).dtype(at::kFloat);
   at::manual_seed(0);
@@ -193,31 +203,24 @@ void BM_LinearGelu(benchmark::State& state) {
     y.backward(dy);
     return y;
   };
-  std::string validation;
-  {
-    at::Tensor y = run(true);
+  std::string msg;
+  {  // y and the bias gradient against float64 ATen
+    const at::Tensor y = run(true);
     at::Tensor xd = x.detach().to(at::kDouble), wd = w.detach().to(at::kDouble);
     at::Tensor bd = b.detach().to(at::kDouble).requires_grad_(true);
     at::Tensor yd = at::gelu(at::linear(xd, wd, bd));
     yd.backward(dy.to(at::kDouble));
-    const double ey = max_rel_error(y, yd), eb = max_rel_error(b.grad(), bd.grad());
     // Two bf16 roundings (pre-activation, result) after float32 arithmetic: 8e-3 (y, db).
-    if (!(ey <= 8e-3 && eb <= 8e-3)) {
-      state.SkipWithError(("fc1 + GELU differs from float64 ATen: y " + std::to_string(ey) +
-                           ", db " + std::to_string(eb))
-                              .c_str());
+    if (!validated(
+            state, "fc1 + GELU",
+            {{"y", max_rel_error(y, yd), 8e-3}, {"db", max_rel_error(b.grad(), bd.grad()), 8e-3}},
+            &msg))
       return;
-    }
-    validation = "validation y " + std::to_string(ey) + ", db " + std::to_string(eb);
   }
-  for (int i = 0; i < 3; ++i) run(fused);
-  sync_device(dev);
-  for (auto _ : state) {
-    run(fused);
-    sync_device(dev);
-  }
+  timed_loop(
+      state, dev, [&] { run(fused); }, 0);
   state.SetLabel(std::string(fused ? "linear_gelu_forward" : "at::gelu(linear_forward)") +
-                 ", bf16 autocast, 55296 x 256 -> 1024, forward + backward; " + validation);
+                 ", bf16 autocast, 55296 x 256 -> 1024, forward + backward; " + msg);
 }
 BENCHMARK(BM_LinearGelu)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
@@ -227,11 +230,8 @@ BENCHMARK(BM_LinearGelu)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillis
 // first: the fused result and gradient against float64 ATen on the same values.
 void BM_ExpmapProjection(benchmark::State& state) {
   const bool fused = state.range(0) == 1;
-  const at::Device dev = bench_device();
-  if (!dev.is_cuda()) {
-    state.SkipWithError("CUDA-only benchmark (the custom kernels run on the GPU)");
-    return;
-  }
+  at::Device dev = at::kCPU;
+  if (!cuda_device(state, &dev)) return;
   auto fopt = at::TensorOptions().device(dev).dtype(at::kFloat);
   at::manual_seed(0);
   // Row norms ~1.6 (0.1 x sqrt(256)): inside the ball, below the projection.
@@ -244,34 +244,24 @@ void BM_ExpmapProjection(benchmark::State& state) {
     y.backward(dy);
     return y;
   };
-  std::string validation;
-  {
-    at::Tensor y = run(true);
+  std::string msg;
+  {  // the fused map and its gradient against float64 ATen
+    const at::Tensor y = run(true);
     at::Tensor xd = x.detach().to(at::kDouble).requires_grad_(true);
     at::Tensor yd = accel::project_forward(accel::expmap_forward(xd));
     yd.backward(dy.to(at::kDouble));
-    const double ey = max_rel_error(y, yd), ex = max_rel_error(x.grad(), xd.grad());
     // float32 through tanh / sqrt and two row sums: 1e-5 both.
-    if (!(ey <= 1e-5 && ex <= 1e-5)) {
-      state.SkipWithError(("fused Poincare map differs from float64 ATen: y " + std::to_string(ey) +
-                           ", dx " + std::to_string(ex))
-                              .c_str());
+    if (!validated(
+            state, "fused Poincare map",
+            {{"y", max_rel_error(y, yd), 1e-5}, {"dx", max_rel_error(x.grad(), xd.grad()), 1e-5}},
+            &msg))
       return;
-    }
-    validation = "validation y " + std::to_string(ey) + ", dx " + std::to_string(ex);
-  }
-  for (int i = 0; i < 3; ++i) run(fused);
-  sync_device(dev);
-  for (auto _ : state) {
-    run(fused);
-    sync_device(dev);
   }
   // Minimum traffic: forward x read, y written; backward x, dy read, dx written (float32).
-  state.counters["GB/s"] =
-      benchmark::Counter(double(kRows * kCols) * 20, benchmark::Counter::kIsIterationInvariantRate,
-                         benchmark::Counter::kIs1024);
+  timed_loop(
+      state, dev, [&] { run(fused); }, double(kRows * kCols) * 20);
   state.SetLabel(std::string(fused ? "fused kernels" : "ATen composition") +
-                 ", 55296 x 256 float32, forward + backward; " + validation);
+                 ", 55296 x 256 float32, forward + backward; " + msg);
 }
 BENCHMARK(BM_ExpmapProjection)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
@@ -282,34 +272,21 @@ BENCHMARK(BM_ExpmapProjection)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::k
 void BM_ColumnSum(benchmark::State& state) {
   const bool custom = state.range(0) == 1;
   const int64_t rows = state.range(1), cols = state.range(2);
-  const at::Device dev = bench_device();
-  if (!dev.is_cuda()) {
-    state.SkipWithError("CUDA-only benchmark (the custom kernels run on the GPU)");
-    return;
-  }
+  at::Device dev = at::kCPU;
+  if (!cuda_device(state, &dev)) return;
   at::manual_seed(0);
   const at::Tensor dy = at::randn({rows, cols}, at::TensorOptions().device(dev)).to(at::kBFloat16);
   auto reduce = [&] { return custom ? accel::column_sum(dy) : dy.sum(0); };
-  const at::Tensor ref = dy.to(at::kDouble).sum(0);
-  const double err = max_rel_error(reduce(), ref);
+  std::string msg;
   // The kernel returns float32 sums (1e-5); ATen rounds its sum to bf16 once (2^-9: 4e-3).
-  if (!(err <= (custom ? 1e-5 : 4e-3))) {
-    state.SkipWithError(
-        ("column sums differ from the float64 sum: " + std::to_string(err)).c_str());
+  if (!validated(
+          state, "column sums",
+          {{"sum", max_rel_error(reduce(), dy.to(at::kDouble).sum(0)), custom ? 1e-5 : 4e-3}},
+          &msg))
     return;
-  }
-  for (int i = 0; i < 3; ++i) reduce();
-  sync_device(dev);
-  for (auto _ : state) {
-    reduce();
-    sync_device(dev);
-  }
-  state.counters["GB/s"] =
-      benchmark::Counter(double(rows * cols) * 2, benchmark::Counter::kIsIterationInvariantRate,
-                         benchmark::Counter::kIs1024);
+  timed_loop(state, dev, reduce, double(rows * cols) * 2);
   state.SetLabel(std::string(custom ? "column-sum kernel" : "ATen sum(0)") + ", " +
-                 std::to_string(rows) + " x " + std::to_string(cols) + " bf16; validation " +
-                 std::to_string(err));
+                 std::to_string(rows) + " x " + std::to_string(cols) + " bf16; " + msg);
 }
 BENCHMARK(BM_ColumnSum)
     ->ArgsProduct({{0, 1}, {11008, 55296}, {256, 768, 1024}})

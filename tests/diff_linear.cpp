@@ -29,29 +29,34 @@ struct Case {
   ref::LinearParams<double> g;  // reference weight / bias gradients
 };
 
-// Inputs rounded to `st` so both sides start from the same numbers.
-Case make_case(int64_t B, int64_t N, int64_t in, int64_t out, c10::ScalarType st, uint64_t seed) {
+// Inputs rounded to `st` so both sides start from the same numbers. gelu: the reference is
+// gelu(linear(x)) (fc1 + activation), with weights of std 1.5/sqrt(in) so that the
+// pre-activations spread over ~1.5 and both GELU tails and its bend are exercised.
+Case make_case(int64_t B, int64_t N, int64_t in, int64_t out, c10::ScalarType st, uint64_t seed,
+               bool gelu = false) {
   Case c;
   c.x = ref_randn({B, N, in}, seed);
   c.gout = ref_randn({B, N, out}, seed + 1);
-  c.p.w = ref_randn({out, in}, seed + 2, 0.05);
+  c.p.w = ref_randn({out, in}, seed + 2, gelu ? 1.5 / std::sqrt(double(in)) : 0.05);
   c.p.b = ref_randn({out}, seed + 3, 0.5);
   for (Tensor<double>* t : {&c.x, &c.gout, &c.p.w, &c.p.b}) round_through(*t, st);
-  c.y = ref::linear_forward(c.x, c.p);
+  const Tensor<double> h = ref::linear_forward(c.x, c.p);
+  c.y = gelu ? ref::gelu_forward(h) : h;
   c.g.w = Tensor<double>({out, in});
   c.g.b = Tensor<double>({out});
-  c.gx = ref::linear_backward(c.x, c.p, c.gout, c.g);
+  c.gx = ref::linear_backward(c.x, c.p, gelu ? ref::gelu_backward(h, c.gout) : c.gout, c.g);
   return c;
 }
 
 struct Got {
   at::Tensor y, gx, gw, gb;
 };
-Got run(const Case& c, at::Device dev, c10::ScalarType x_dtype) {
+// accel::linear_forward, or with gelu accel::linear_gelu_forward, forward and backward.
+Got run(const Case& c, at::Device dev, c10::ScalarType x_dtype, bool gelu = false) {
   at::Tensor x = to_at(c.x, x_dtype, dev).requires_grad_(true);
   at::Tensor w = to_at(c.p.w, at::kFloat, dev).requires_grad_(true);
   at::Tensor b = to_at(c.p.b, at::kFloat, dev).requires_grad_(true);
-  at::Tensor y = accel::linear_forward(x, w, b);
+  at::Tensor y = gelu ? accel::linear_gelu_forward(x, w, b) : accel::linear_forward(x, w, b);
   y.backward(to_at(c.gout, y.scalar_type(), dev));
   EXPECT_EQ(x.grad().scalar_type(), x_dtype);
   EXPECT_EQ(w.grad().scalar_type(), at::kFloat);
@@ -170,45 +175,6 @@ TEST(DifferentialLinear, CpuColumnSumIsAten) {
   EXPECT_TRUE(at::equal(accel::column_sum(x), x.sum(0, false, at::kFloat)));
 }
 
-namespace {
-
-// fc1 + GELU: reference y = gelu(x wᵀ + b) and its gradients, inputs rounded to `st`. The
-// pre-activations have a spread of ~1.5 so that both GELU tails and its bend are exercised.
-struct GeluCase {
-  Tensor<double> x, gout;
-  ref::LinearParams<double> p;
-  Tensor<double> y, gx;
-  ref::LinearParams<double> g;
-};
-GeluCase make_gelu_case(int64_t rows, int64_t in, int64_t out, c10::ScalarType st, uint64_t seed) {
-  GeluCase c;
-  c.x = ref_randn({rows, in}, seed);
-  c.gout = ref_randn({rows, out}, seed + 1);
-  c.p.w = ref_randn({out, in}, seed + 2, 1.5 / std::sqrt(double(in)));
-  c.p.b = ref_randn({out}, seed + 3, 0.5);
-  for (Tensor<double>* t : {&c.x, &c.gout, &c.p.w, &c.p.b}) round_through(*t, st);
-  const Tensor<double> h = ref::linear_forward(c.x, c.p);
-  c.y = ref::gelu_forward(h);
-  const Tensor<double> gh = ref::gelu_backward(h, c.gout);
-  c.g.w = Tensor<double>({out, in});
-  c.g.b = Tensor<double>({out});
-  c.gx = ref::linear_backward(c.x, c.p, gh, c.g);
-  return c;
-}
-
-Got run_gelu(const GeluCase& c, at::Device dev, c10::ScalarType x_dtype) {
-  at::Tensor x = to_at(c.x, x_dtype, dev).requires_grad_(true);
-  at::Tensor w = to_at(c.p.w, at::kFloat, dev).requires_grad_(true);
-  at::Tensor b = to_at(c.p.b, at::kFloat, dev).requires_grad_(true);
-  at::Tensor y = accel::linear_gelu_forward(x, w, b);
-  y.backward(to_at(c.gout, y.scalar_type(), dev));
-  EXPECT_EQ(x.grad().scalar_type(), x_dtype);
-  EXPECT_EQ(b.grad().scalar_type(), at::kFloat);
-  return {y, x.grad(), w.grad(), b.grad()};
-}
-
-}  // namespace
-
 // float32 (TF32 off): an encoder fc1 (256 -> 1024) over 11,008 rows and a small odd-row case.
 TEST(DifferentialLinear, CudaLinearGeluFloat32MatchesReference) {
   REQUIRE_CUDA();
@@ -216,8 +182,8 @@ TEST(DifferentialLinear, CudaLinearGeluFloat32MatchesReference) {
   const at::Device dev(at::kCUDA);
   for (int64_t rows : {int64_t(7), int64_t(11008)}) {
     const std::string tag = std::to_string(rows) + " rows: ";
-    GeluCase c = make_gelu_case(rows, 256, 1024, at::kFloat, 1000 + uint64_t(rows));
-    Got g = run_gelu(c, dev, at::kFloat);
+    Case c = make_case(1, rows, 256, 1024, at::kFloat, 1000 + uint64_t(rows), true);
+    Got g = run(c, dev, at::kFloat, true);
     // float32 matmul over 256 terms and float32 erf / exp (a few ulp): 1e-5 normwise; the weight
     // gradient sums products over all rows: 1e-4; the bias gradient float32 sums of dh: 1e-5.
     EXPECT_CLOSE_NORMWISE(tag + "y", to_vec(g.y), c.y.data, 1e-5);
@@ -231,9 +197,9 @@ TEST(DifferentialLinear, CudaLinearGeluFloat32MatchesReference) {
 TEST(DifferentialLinear, CudaLinearGeluBf16MatchesReference) {
   REQUIRE_CUDA();
   const at::Device dev(at::kCUDA);
-  GeluCase c = make_gelu_case(55296, 256, 1024, at::kBFloat16, 1100);
+  Case c = make_case(1, 55296, 256, 1024, at::kBFloat16, 1100, true);
   accel::Autocast autocast(accel::Precision::kBf16, dev);
-  Got g = run_gelu(c, dev, at::kBFloat16);
+  Got g = run(c, dev, at::kBFloat16, true);
   EXPECT_EQ(g.y.scalar_type(), at::kBFloat16);
   // Two bf16 roundings on the way (the pre-activation, then y or dh) after float32 arithmetic:
   // 2 x 2^-9 ~ 4e-3 each, bound 8e-3 normwise; dw, dx one more bf16 rounding of the summed
@@ -250,10 +216,10 @@ TEST(DifferentialLinear, CudaLinearGeluAgreesWithAten) {
   REQUIRE_CUDA();
   strict_fp32();
   const at::Device dev(at::kCUDA);
-  GeluCase c = make_gelu_case(300, 64, 256, at::kFloat, 1200);
-  Got fused = run_gelu(c, dev, at::kFloat);
+  Case c = make_case(1, 300, 64, 256, at::kFloat, 1200, true);
+  Got fused = run(c, dev, at::kFloat, true);
   accel::set_custom_kernels(false);
-  Got aten = run_gelu(c, dev, at::kFloat);
+  Got aten = run(c, dev, at::kFloat, true);
   accel::set_custom_kernels(true);
   EXPECT_CLOSE_NORMWISE("y", to_vec(fused.y), to_vec(aten.y), 1e-6);
   EXPECT_CLOSE_NORMWISE("dx", to_vec(fused.gx), to_vec(aten.gx), 1e-6);
@@ -264,8 +230,8 @@ TEST(DifferentialLinear, CudaLinearGeluAgreesWithAten) {
 // On the CPU linear_gelu_forward is at::gelu(at::linear): identical bits, forward and backward;
 // and within float32 rounding of the float64 reference.
 TEST(DifferentialLinear, CpuLinearGeluIsAten) {
-  GeluCase c = make_gelu_case(40, 64, 96, at::kFloat, 1300);
-  Got ours = run_gelu(c, at::kCPU, at::kFloat);
+  Case c = make_case(1, 40, 64, 96, at::kFloat, 1300, true);
+  Got ours = run(c, at::kCPU, at::kFloat, true);
   at::Tensor x = to_at(c.x, at::kFloat, at::kCPU).requires_grad_(true);
   at::Tensor w = to_at(c.p.w, at::kFloat, at::kCPU).requires_grad_(true);
   at::Tensor b = to_at(c.p.b, at::kFloat, at::kCPU).requires_grad_(true);
