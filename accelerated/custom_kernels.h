@@ -1,5 +1,6 @@
-// The switch for our custom CUDA kernels (accelerated/kernels/): on by default; off, every op goes
-// through ATen (for A/B measurements: profile_step --no-custom-kernels, protocol key
+// The switch for our custom CUDA kernels (accelerated/kernels/) and the fused library paths chosen
+// beside them (torch's fused AdamW): on by default; off, every op goes through ATen's plain
+// composition (for A/B measurements: profile_step --no-custom-kernels, protocol key
 // custom_kernels, and differential tests). The kernels only ever run on CUDA tensors.
 // Also the mapping of tensor dtypes to the kernels' storage types, for the LibTorch wrappers.
 #pragma once

@@ -58,8 +58,10 @@ class AdamW : public Optimizer {
   void load(const std::map<std::string, NdArray>& in, const std::string& prefix) override;
 
  private:
+  bool fused_step(double lr);
   double b1_, b2_, eps_;
   StateDict m_, v_;
+  at::Tensor step_t_;  // the step count on the parameters' GPU, for the fused kernel
 };
 
 // torch.optim.SGD with momentum (dampening 0, no Nesterov): buf = mu*buf + g; p -= lr*buf.
