@@ -49,8 +49,9 @@ struct FusedExpmapProjectionFn : torch::autograd::Function<FusedExpmapProjection
 
 bool fused_expmap_projection_applies(const at::Tensor& x) {
 #ifdef HACM_CUDA_KERNELS
-  return custom_kernels() && x.defined() && x.is_cuda() && x.scalar_type() == at::kFloat &&
-         x.dim() >= 1 && cuda::expmap_projection_supports(x.size(-1));
+  return custom_kernel(Kernel::kExpmapProjection) && x.defined() && x.is_cuda() &&
+         x.scalar_type() == at::kFloat && x.dim() >= 1 &&
+         cuda::expmap_projection_supports(x.size(-1));
 #else
   (void)x;
   return false;

@@ -113,18 +113,24 @@ struct FusedAddLayerNormFn : torch::autograd::Function<FusedAddLayerNormFn> {
 }  // namespace
 #endif
 
-bool fused_layer_norm_applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
-                              at::ScalarType out_dtype) {
+// The kernel's argument rules, without the switches.
+static bool kernel_takes(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                         at::ScalarType out_dtype) {
 #ifdef HACM_CUDA_KERNELS
-  return custom_kernels() && x.is_cuda() && kernel_storable(x.scalar_type()) &&
-         kernel_storable(out_dtype) && x.dim() >= 1 && cuda::layer_norm_supports(x.size(-1)) &&
-         w.defined() && b.defined() && w.scalar_type() == at::kFloat &&
-         b.scalar_type() == at::kFloat && w.device() == x.device() && b.device() == x.device() &&
-         w.numel() == x.size(-1) && b.numel() == x.size(-1);
+  return x.is_cuda() && kernel_storable(x.scalar_type()) && kernel_storable(out_dtype) &&
+         x.dim() >= 1 && cuda::layer_norm_supports(x.size(-1)) && w.defined() && b.defined() &&
+         w.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat &&
+         w.device() == x.device() && b.device() == x.device() && w.numel() == x.size(-1) &&
+         b.numel() == x.size(-1);
 #else
   (void)x, (void)w, (void)b, (void)out_dtype;
   return false;
 #endif
+}
+
+bool fused_layer_norm_applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
+                              at::ScalarType out_dtype) {
+  return custom_kernel(Kernel::kLayerNorm) && kernel_takes(x, w, b, out_dtype);
 }
 
 at::Tensor fused_layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b,
@@ -141,9 +147,10 @@ at::Tensor fused_layer_norm(const at::Tensor& x, const at::Tensor& w, const at::
 bool fused_add_layer_norm_applies(const at::Tensor& base, const at::Tensor& branch,
                                   const at::Tensor& w, const at::Tensor& b,
                                   at::ScalarType out_dtype) {
-  return fused_layer_norm_applies(base, w, b, out_dtype) && base.scalar_type() == at::kFloat &&
-         branch.defined() && kernel_storable(branch.scalar_type()) &&
-         branch.device() == base.device() && branch.sizes() == base.sizes();
+  return custom_kernel(Kernel::kAddLayerNorm) && kernel_takes(base, w, b, out_dtype) &&
+         base.scalar_type() == at::kFloat && branch.defined() &&
+         kernel_storable(branch.scalar_type()) && branch.device() == base.device() &&
+         branch.sizes() == base.sizes();
 }
 
 std::pair<at::Tensor, at::Tensor> fused_add_layer_norm(const at::Tensor& base,

@@ -117,11 +117,12 @@ struct FusedLinearGeluFn : torch::autograd::Function<FusedLinearGeluFn> {
 }  // namespace
 #endif
 
-bool fused_linear_applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+// The custom path's argument rules, without the switches.
+static bool custom_path_takes(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
 #ifdef HACM_CUDA_KERNELS
-  if (!custom_kernels() || !x.is_cuda() || !w.defined() || !b.defined() || w.dim() != 2 ||
-      x.dim() < 1 || x.size(-1) != w.size(1) || b.numel() != w.size(0) ||
-      w.device() != x.device() || b.device() != x.device())
+  if (!x.is_cuda() || !w.defined() || !b.defined() || w.dim() != 2 || x.dim() < 1 ||
+      x.size(-1) != w.size(1) || b.numel() != w.size(0) || w.device() != x.device() ||
+      b.device() != x.device())
     return false;
   const at::ScalarType ct = compute_type(x);
   // The kernel's storage types; without autocast at::linear needs one dtype for all three.
@@ -136,12 +137,20 @@ bool fused_linear_applies(const at::Tensor& x, const at::Tensor& w, const at::Te
 #endif
 }
 
+bool fused_linear_applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  return custom_kernel(Kernel::kColumnSum) && custom_path_takes(x, w, b);
+}
+
+bool fused_linear_gelu_applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  return custom_kernel(Kernel::kLinearGelu) && custom_path_takes(x, w, b);
+}
+
 at::Tensor column_sum(const at::Tensor& x) {
   TORCH_CHECK(x.dim() == 2, "column_sum: x must be [rows, cols]");
 #ifdef HACM_CUDA_KERNELS
   const at::Tensor xc = x.contiguous();
   const int64_t rows = xc.size(0), cols = xc.size(1);
-  if (custom_kernels() && xc.is_cuda() && kernel_storable(xc.scalar_type()) &&
+  if (custom_kernel(Kernel::kColumnSum) && xc.is_cuda() && kernel_storable(xc.scalar_type()) &&
       cuda::column_sum_supports(cols, xc.data_ptr())) {
     const c10::cuda::CUDAGuard device(xc.device());  // the stream and launch of x's GPU
     auto fopt = xc.options().dtype(at::kFloat);
@@ -165,7 +174,7 @@ at::Tensor linear_forward(const at::Tensor& x, const at::Tensor& w, const at::Te
 
 at::Tensor linear_gelu_forward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
 #ifdef HACM_CUDA_KERNELS
-  if (fused_linear_applies(x, w, b)) return FusedLinearGeluFn::apply(x, w, b);
+  if (fused_linear_gelu_applies(x, w, b)) return FusedLinearGeluFn::apply(x, w, b);
 #endif
   return at::gelu(at::linear(x, w, b));  // exact erf form (approximate = "none")
 }

@@ -27,5 +27,7 @@ at::Tensor column_sum(const at::Tensor& x);
 
 // True when linear_forward takes the custom path for these arguments.
 bool fused_linear_applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
+// True when linear_gelu_forward takes its custom path for these arguments.
+bool fused_linear_gelu_applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
 
 }  // namespace hacm::accel

@@ -72,7 +72,7 @@ AdamW::AdamW(StateDict& params, std::vector<ParamGroup> groups, double b1, doubl
 // contiguous, on one device; false (and nothing done) otherwise. The step count goes in as a
 // device scalar read by the kernel (torch keeps one per parameter; they are all equal here).
 bool AdamW::fused_step(double lr) {
-  if (!custom_kernels()) return false;  // the switch for A/B runs: plain ATen composition
+  if (!custom_kernel(Kernel::kFusedAdamW)) return false;  // A/B switch: the plain composition
   std::vector<std::vector<at::Tensor>> ps(groups_.size()), gs(groups_.size()), ms(groups_.size()),
       vs(groups_.size());
   c10::optional<at::Device> dev;

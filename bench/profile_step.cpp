@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
   CLI::App app{"Profile a training step (or the feature extraction) kernel by kernel"};
   int64_t clips = 64, steps = 5, top = 30;
   std::string what = "pretrain", mode = "fp32", variant = "released", out = "out/profile",
-              sdp = "default";
+              sdp = "default", kernels_off;
   bool graph = false, small = false, no_trace = false, flush_denormal = false, no_custom = false;
   app.add_option("--what", what,
                  "pretrain (HA-CM step) | finetune (the authors' fine-tuning step) | features "
@@ -82,11 +82,21 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"default", "cudnn", "flash", "efficient", "math"}));
   app.add_flag("--no-custom-kernels", no_custom,
                "ATen ops instead of the custom CUDA kernels (accelerated/kernels/), for A/B");
+  app.add_option("--kernels-off", kernels_off,
+                 "custom kernels to turn off alone, comma-separated (names in "
+                 "accelerated/custom_kernels.h: layer_norm, add_layer_norm, column_sum, "
+                 "linear_gelu, expmap_projection, fused_adamw), for A/B of one of them");
   app.add_flag("--no-trace", no_trace, "write only profile.md (traces of big steps take MBs)");
   app.add_option("--out", out, "directory for profile.md and trace.json");
   CLI11_PARSE(app, argc, argv);
 
   accel::set_custom_kernels(!no_custom);
+  try {
+    accel::set_custom_kernels_off(kernels_off);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 2;
+  }
   if (sdp != "default") {
     auto& ctx = at::globalContext();
     ctx.setSDPUseCuDNN(sdp == "cudnn");
@@ -199,6 +209,7 @@ int main(int argc, char** argv) {
                 label.c_str(), dev.is_cuda() ? "cuda" : "cpu", (long long)clips, mode.c_str(),
                 (std::string(graph ? ", CUDA graph" : "") +
                  (no_custom ? ", ATen ops only (--no-custom-kernels)" : "") +
+                 (kernels_off.empty() ? "" : ", custom kernels off: " + kernels_off) +
                  (sdp != "default" ? ", attention backend " + sdp : ""))
                     .c_str(),
                 (long long)steps, wall_ms,
