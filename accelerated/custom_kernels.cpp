@@ -65,6 +65,14 @@ bool custom_kernel(Kernel k) {
   return !(g_off.load() & (1u << unsigned(k)));
 }
 
+std::string custom_kernels_off() {
+  read_env();
+  std::string s;
+  for (size_t i = 0; i < custom_kernel_names().size(); ++i)
+    if (g_off.load() & (1u << i)) s += (s.empty() ? "" : ",") + custom_kernel_names()[i];
+  return s;
+}
+
 void set_custom_kernels_off(const std::string& csv) {
   const unsigned off = parse_off(csv, "--kernels-off");
   std::call_once(g_env_once, [] {});  // the explicit setting wins over the environment

@@ -34,6 +34,9 @@ bool custom_kernel(Kernel k);
 // Turns off the kernels named in `csv` ("a,b"; empty: none) and on all the others, replacing
 // HACM_CUSTOM_KERNELS_OFF. Throws std::invalid_argument naming an unknown name and the known ones.
 void set_custom_kernels_off(const std::string& csv);
+// The kernels turned off alone, comma-separated in the enum's order ("" when none); reads
+// HACM_CUSTOM_KERNELS_OFF if nothing did yet (and throws as set_custom_kernels_off on a bad name).
+std::string custom_kernels_off();
 
 // Whether the kernels store this dtype (float32, bf16), and as which cuda::Dtype.
 inline bool kernel_storable(c10::ScalarType t) {

@@ -711,6 +711,12 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
   // The kernels only exist on CUDA; off, every op is ATen's (float rounding differs slightly).
   accel::set_custom_kernels(p.custom_kernels);
   c.custom_kernels = !reference && p.custom_kernels && c.dev.is_cuda();
+  std::string kernels_off;  // HACM_CUSTOM_KERNELS_OFF (a developer's A/B knob), checked up front
+  try {
+    kernels_off = accel::custom_kernels_off();
+  } catch (const std::invalid_argument& e) {
+    throw InputError(e.what());
+  }
   fs::create_directories(opt.work_dir);
   install_signal_handlers();
 
@@ -725,6 +731,7 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
                  {"precision", p.precision},
                  {"cuda_graphs", c.cuda_graphs},
                  {"custom_kernels", c.custom_kernels},
+                 {"custom_kernels_off", c.custom_kernels ? kernels_off : ""},
                  {"threads", c.threads},
                  {"versions", library_versions()},
                  {"seeds", p.seeds},

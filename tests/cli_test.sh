@@ -76,6 +76,8 @@ errors)
   echo '{"dataset": {"kind": "synthetic"}, "backend": "reference", "precision": "bf16", "stages": [{"kind": "pretrain"}]}' >"$T/refprec.json"
   expect 2 "precision: the reference backend computes in float64" -- "$REPRO" run "$T/refprec.json"
   expect 0 "" -- "$REPRO" run "$SRC/protocols/quickstart.json" --validate
+  expect 2 "unknown kernel 'bogus'" -- env HACM_CUSTOM_KERNELS_OFF=bogus "$REPRO" run "$SRC/protocols/test/tiny_linear.json" --work "$T/wk" --results "$T/rk" --no-progress
+  [ ! -e "$T/wk" ] && [ ! -e "$T/rk" ] && ok "no output after a bad HACM_CUSTOM_KERNELS_OFF" || bad "output left after a bad HACM_CUSTOM_KERNELS_OFF"
   for f in "$SRC"/protocols/*.json; do
     # Every shipped protocol is valid apart from its (absent) dataset files.
     "$REPRO" run "$f" --validate >"$T/out" 2>"$T/err"

@@ -34,6 +34,8 @@ TEST(CustomKernels, SwitchesAloneAndTogether) {
   set_custom_kernels(true);
   set_custom_kernels_off("expmap_projection,");  // a trailing comma is harmless
   EXPECT_EQ(state(), "111101");
+  set_custom_kernels_off("fused_adamw,layer_norm");
+  EXPECT_EQ(custom_kernels_off(), "layer_norm,fused_adamw");  // the enum's order
   set_custom_kernels_off("");
   EXPECT_EQ(state(), "111111");
 }
