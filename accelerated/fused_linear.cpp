@@ -47,8 +47,14 @@ std::pair<at::Tensor, at::Tensor> matmul_grads(torch::autograd::AutogradContext*
   at::Tensor dx, dw;
   if (ctx->needs_input_grad(0))
     dx = at::mm(dy, wc).view(xc.sizes()).to(saved_dtype(ctx, "x_dtype"));
-  if (ctx->needs_input_grad(1))
-    dw = at::mm(dy.t(), xc.reshape({-1, wc.size(1)})).to(saved_dtype(ctx, "w_dtype"));
+  if (ctx->needs_input_grad(1)) {
+    // A bf16 product for a float32 weight: cuBLAS writes the float32 accumulator directly (no
+    // bf16 rounding of the gradient, no cast kernel); autograd's autocast path rounds to bf16.
+    const at::ScalarType wt = saved_dtype(ctx, "w_dtype");
+    const at::Tensor x2 = xc.reshape({-1, wc.size(1)});
+    dw = wt == at::kFloat && wc.scalar_type() == at::kBFloat16 ? at::mm(dy.t(), x2, at::kFloat)
+                                                               : at::mm(dy.t(), x2).to(wt);
+  }
   return {dx, dw};
 }
 
