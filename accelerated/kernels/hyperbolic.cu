@@ -38,7 +38,7 @@ __global__ void __launch_bounds__(kWarps * 32)
                                      int64_t rows) {
   constexpr int C = VPT * 32;
   const int lane = threadIdx.x & 31;
-  const int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  const int64_t row = warp_row<kWarps>();
   if (row >= rows) return;
   const float* xr = x + row * C;
   float v[VPT], q = 0.f;
@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(kWarps * 32)
                                       float* __restrict__ dx, int64_t rows) {
   constexpr int C = VPT * 32;
   const int lane = threadIdx.x & 31;
-  const int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  const int64_t row = warp_row<kWarps>();
   if (row >= rows) return;
   const float* xr = x + row * C;
   const float* gr = dy + row * C;

@@ -32,7 +32,7 @@ __global__ void __launch_bounds__(kWarps * 32)
                       float eps) {
   constexpr int C = VPT * 32;
   const int lane = threadIdx.x & 31;
-  const int64_t row = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
+  const int64_t row = warp_row<kWarps>();
   if (row >= rows) return;
   const Tx* xr = x + row * C;
   float v[VPT];

@@ -33,6 +33,12 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// The row of this warp in a kernel whose blocks hold `Warps` rows, one per warp.
+template <int Warps>
+__device__ __forceinline__ int64_t warp_row() {
+  return int64_t(blockIdx.x) * Warps + (threadIdx.x >> 5);
+}
+
 // Row widths with a compiled kernel.
 inline bool row_width_supported(int64_t cols) {
   return cols == 64 || cols == 128 || cols == 256 || cols == 512;
