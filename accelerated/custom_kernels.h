@@ -26,6 +26,7 @@ enum class Kernel {
   kLinearGelu,        // "linear_gelu": fc1's GELU backward + bias gradient (kernels/gelu.cu)
   kExpmapProjection,  // "expmap_projection": the tokens' Poincaré map (kernels/hyperbolic.cu)
   kFusedAdamW,        // "fused_adamw": torch's fused AdamW (accel::AdamW)
+  kAttentionForward,  // "attention_forward": no-gradient attention (kernels/attention.cu)
 };
 // Every name, in the enum's order.
 const std::vector<std::string>& custom_kernel_names();

@@ -7,10 +7,12 @@
 // the same values (a fast wrong kernel is not a result). BM_AddLayerNorm: a block's residual
 // addition and the LayerNorm after it, unfused and fused. BM_LinearGelu: fc1 + GELU with and
 // without the fused GELU backward / bias gradient. BM_ExpmapProjection: the Poincaré map of the
-// tokens, ATen's composition and the fused kernels. BM_ColumnSum: the bias-gradient reduction
-// of a linear layer alone, ATen's against the column-sum kernel, validated against a float64 sum.
-// CUDA only.
+// tokens, ATen's composition and the fused kernels. BM_AttentionForward: attention without
+// gradient at the feature pass's shape, SDPA against the head-dimension-32 kernel. BM_ColumnSum:
+// the bias-gradient reduction of a linear layer alone, ATen's against the column-sum kernel,
+// validated against a float64 sum. CUDA only.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <benchmark/benchmark.h>
 #include <torch/csrc/autograd/autograd.h>
 
@@ -19,6 +21,7 @@
 #include <tuple>
 #include <vector>
 
+#include "accelerated/fused_attention.h"
 #include "accelerated/fused_hyperbolic.h"
 #include "accelerated/fused_layer_norm.h"
 #include "accelerated/fused_linear.h"
@@ -264,6 +267,49 @@ void BM_ExpmapProjection(benchmark::State& state) {
                  ", 55296 x 256 float32, forward + backward; " + msg);
 }
 BENCHMARK(BM_ExpmapProjection)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Attention without gradient at the feature pass's shape (128 clips x 2 persons = 256 sequences
+// of 432 tokens, 8 heads of 32, bf16): impl 0 = at::scaled_dot_product_attention on q, k, v viewed
+// out of qkv (ATen's choice of backend, as attention_forward), 1 = the forward kernel
+// (kernels/attention.cu). Validated first against float64 attention on the same values.
+void BM_AttentionForward(benchmark::State& state) {
+  const bool fused = state.range(0) == 1;
+  at::Device dev = at::kCPU;
+  if (!cuda_device(state, &dev)) return;
+  constexpr int64_t kB = 256, kN = 432, kHeads = 8, kD = 256, kHd = 32;
+  at::NoGradGuard no_grad;
+  at::manual_seed(0);
+  const at::Tensor qkv =
+      (at::randn({kB, kN, 3 * kD}, at::TensorOptions().device(dev)) * 1.5).to(at::kBFloat16);
+  auto run = [&](bool f) {
+    if (f) return accel::fused_attention(qkv, kHeads);
+    const auto parts = qkv.split(kD, -1);
+    auto heads = [&](const at::Tensor& t) { return t.view({kB, kN, kHeads, kHd}).transpose(1, 2); };
+    return at::scaled_dot_product_attention(heads(parts[0]), heads(parts[1]), heads(parts[2]))
+        .transpose(1, 2)
+        .reshape({kB, kN, kD});
+  };
+  std::string msg;
+  {  // the kernel against float64 attention on 16 of the sequences (all of them: ~1 GB of double)
+    const at::Tensor sub = qkv.narrow(0, 0, 16);
+    at::Tensor x = sub.to(at::kDouble).view({16, kN, 3, kHeads, kHd}).permute({2, 0, 3, 1, 4});
+    at::Tensor p =
+        at::softmax(at::matmul(x[0], x[1].transpose(-2, -1)) / std::sqrt(double(kHd)), -1);
+    const at::Tensor want = at::matmul(p, x[2]).transpose(1, 2).reshape({16, kN, kD});
+    // P and the output rounded to bf16 (2^-9 each): 8e-3.
+    if (!validated(state, "attention forward kernel",
+                   {{"out", max_rel_error(run(true).narrow(0, 0, 16), want), 8e-3}}, &msg))
+      return;
+  }
+  timed_loop(
+      state, dev, [&] { run(fused); }, 0);
+  // Scores per run: sequences x heads x N x N; the exp floor of an H100 is ~3.7 G per ms.
+  state.counters["Gscores/s"] = benchmark::Counter(double(kB * kHeads * kN * kN) * 1e-9,
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(fused ? "forward kernel (head dim 32)" : "ATen SDPA") +
+                 ", 256 x 432 tokens, 8 heads, bf16, no gradient; " + msg);
+}
+BENCHMARK(BM_AttentionForward)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Bias-gradient reduction alone: ATen's as autograd runs it under autocast (bf16 in, bf16 out,
 // float32 accumulation inside) against accel::column_sum (the kernel; float32 out), at the row

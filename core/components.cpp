@@ -112,7 +112,9 @@ std::vector<ComponentSpec> build_catalogue() {
       "attention", "transformer", "multi-head self-attention (qkv, softmax, proj)",
       {"golden_ref_transformer.cpp ReferenceTransformer.Width64BackwardMatchesGolden",
        "test_ref_transformer.cpp ReferenceTransformer.AttentionBackwardMatchesFiniteDifferences",
-       "diff_transformer.cpp DifferentialTransformer.BlockForwardBackward"}));
+       "diff_transformer.cpp DifferentialTransformer.BlockForwardBackward",
+       "diff_attention.cpp DifferentialAttention.CudaForwardMatchesDouble",
+       "diff_attention.cpp DifferentialAttention.CudaNoGradPathAgreesWithSdpa"}));
   c.push_back(both("block", "transformer", "pre-LN ViT block: attention + MLP residuals",
                    {"golden_ref_transformer.cpp ReferenceTransformer.Width256ForwardMatchesGolden",
                     "golden_ref_transformer.cpp ReferenceTransformer.Width64BackwardMatchesGolden",

@@ -1,0 +1,99 @@
+// Differential: the forward-only attention kernel for head dimension 32
+// (accelerated/kernels/attention.cu, through accel::fused_attention and attention_forward's
+// no-gradient path) against float64 attention on the same bf16 values, and against ATen's
+// scaled_dot_product_attention. CUDA only; on the CPU the kernel never applies.
+#include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+
+#include "accelerated/custom_kernels.h"
+#include "accelerated/fused_attention.h"
+#include "accelerated/precision.h"
+#include "accelerated/transformer.h"
+#include "tests/compare.h"
+#include "tests/diff_util.h"
+
+using namespace hacm;
+using namespace hacm::test;
+
+namespace {
+
+// softmax(q kᵀ / sqrt(32)) v per head in float64 from qkv [B, N, 3d] -> [B, N, d].
+at::Tensor attention_double(const at::Tensor& qkv, int64_t heads) {
+  const int64_t B = qkv.size(0), N = qkv.size(1), d = qkv.size(2) / 3, hd = d / heads;
+  at::Tensor x = qkv.to(at::kDouble).view({B, N, 3, heads, hd}).permute({2, 0, 3, 1, 4});
+  at::Tensor q = x[0], k = x[1], v = x[2];  // [B, h, N, hd]
+  at::Tensor p = at::softmax(at::matmul(q, k.transpose(-2, -1)) / std::sqrt(double(hd)), -1);
+  return at::matmul(p, v).transpose(1, 2).reshape({B, N, d});
+}
+
+}  // namespace
+
+// Token counts around the 64-key tiles (1, 7, 63, 64, 65, 86 = an encoder's kept tokens, 432 = a
+// decoder's / the feature pass's tokens) and the model's 8 heads; scores spread over ~±6 (q, k of
+// std 1.5) so the softmax is far from uniform.
+TEST(DifferentialAttention, CudaForwardMatchesDouble) {
+  REQUIRE_CUDA();
+  at::NoGradGuard no_grad;
+  const auto opt = at::TensorOptions().device(at::kCUDA);
+  at::manual_seed(7);
+  for (int64_t n : {1, 7, 63, 64, 65, 86, 432}) {
+    const int64_t B = 3, heads = 8, d = 256;
+    at::Tensor qkv = (at::randn({B, n, 3 * d}, opt) * 1.5).to(at::kBFloat16);
+    ASSERT_TRUE(accel::fused_attention_applies(qkv, heads));
+    const at::Tensor got = accel::fused_attention(qkv, heads);
+    EXPECT_EQ(got.scalar_type(), at::kBFloat16);
+    const at::Tensor want = attention_double(qkv, heads);
+    // P rounded to bf16 before P V (as FlashAttention does; relative 2^-9 per weight, averaging
+    // over the keys) and the output rounded to bf16 once (2^-9): bound 8e-3 normwise.
+    EXPECT_CLOSE_NORMWISE("n=" + std::to_string(n), to_vec(got), to_vec(want), 8e-3);
+  }
+}
+
+// attention_forward (the block's attention with its projections) takes the kernel without
+// gradient and ATen's SDPA with gradient; under bf16 autocast both agree within bf16 rounding.
+TEST(DifferentialAttention, CudaNoGradPathAgreesWithSdpa) {
+  REQUIRE_CUDA();
+  const at::Device dev(at::kCUDA);
+  at::manual_seed(8);
+  const int64_t B = 4, N = 432, d = 256, heads = 8;
+  auto fopt = at::TensorOptions().device(dev);
+  accel::StateDict sd;
+  sd["attn.qkv.weight"] = at::randn({3 * d, d}, fopt) * 0.08;
+  sd["attn.qkv.bias"] = at::randn({3 * d}, fopt) * 0.1;
+  sd["attn.proj.weight"] = at::randn({d, d}, fopt) * 0.06;
+  sd["attn.proj.bias"] = at::randn({d}, fopt) * 0.1;
+  const at::Tensor x = at::randn({B, N, d}, fopt);
+  accel::Autocast autocast(accel::Precision::kBf16, dev);
+  at::Tensor fused, sdpa;
+  {
+    at::NoGradGuard no_grad;
+    fused = accel::attention_forward(x, sd, "attn.", heads);
+    accel::set_custom_kernels_off("attention_forward");
+    sdpa = accel::attention_forward(x, sd, "attn.", heads);
+    accel::set_custom_kernels_off("");
+  }
+  // Two bf16 computations of the same attention (P rounded differently) followed by the same
+  // projection: 1e-2 normwise.
+  EXPECT_CLOSE_NORMWISE("no-grad kernel vs SDPA", to_vec(fused), to_vec(sdpa), 1e-2);
+  // With gradient wanted, the kernel does not apply.
+  at::Tensor qkv = at::randn({B, N, 3 * d}, fopt).to(at::kBFloat16).requires_grad_(true);
+  EXPECT_FALSE(accel::fused_attention_applies(qkv, heads));
+  {
+    at::NoGradGuard no_grad;
+    EXPECT_TRUE(accel::fused_attention_applies(qkv, heads));
+    EXPECT_FALSE(accel::fused_attention_applies(qkv.to(at::kFloat), heads));  // bf16 only
+    EXPECT_FALSE(accel::fused_attention_applies(qkv, 4));                     // head dim 64
+  }
+}
+
+// On the CPU the kernel never applies.
+TEST(DifferentialAttention, CpuNeverFused) {
+  at::NoGradGuard no_grad;
+  const at::Tensor qkv = at::zeros({2, 10, 768}, at::kBFloat16);
+  EXPECT_FALSE(accel::fused_attention_applies(qkv, 8));
+  EXPECT_THROW(accel::fused_attention(qkv, 8), std::invalid_argument);
+}
