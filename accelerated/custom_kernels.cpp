@@ -55,8 +55,8 @@ bool custom_kernels() {
 
 const std::vector<std::string>& custom_kernel_names() {
   static const std::vector<std::string> names = {
-      "layer_norm",        "add_layer_norm", "column_sum",       "linear_gelu",
-      "expmap_projection", "fused_adamw",    "attention_forward"};
+      "layer_norm",        "add_layer_norm", "column_sum",        "linear_gelu",
+      "expmap_projection", "fused_adamw",    "attention_forward", "attention_training"};
   return names;
 }
 

@@ -20,13 +20,14 @@ bool custom_kernels();
 
 // The custom paths, each with a name for --kernels-off / HACM_CUSTOM_KERNELS_OFF.
 enum class Kernel {
-  kLayerNorm,         // "layer_norm": fused LayerNorm (kernels/layer_norm.cu)
-  kAddLayerNorm,      // "add_layer_norm": its residual form (block_stack_forward)
-  kColumnSum,         // "column_sum": bias gradients of linear_forward (kernels/column_sum.cu)
-  kLinearGelu,        // "linear_gelu": fc1's GELU backward + bias gradient (kernels/gelu.cu)
-  kExpmapProjection,  // "expmap_projection": the tokens' Poincaré map (kernels/hyperbolic.cu)
-  kFusedAdamW,        // "fused_adamw": torch's fused AdamW (accel::AdamW)
-  kAttentionForward,  // "attention_forward": no-gradient attention (kernels/attention.cu)
+  kLayerNorm,          // "layer_norm": fused LayerNorm (kernels/layer_norm.cu)
+  kAddLayerNorm,       // "add_layer_norm": its residual form (block_stack_forward)
+  kColumnSum,          // "column_sum": bias gradients of linear_forward (kernels/column_sum.cu)
+  kLinearGelu,         // "linear_gelu": fc1's GELU backward + bias gradient (kernels/gelu.cu)
+  kExpmapProjection,   // "expmap_projection": the tokens' Poincaré map (kernels/hyperbolic.cu)
+  kFusedAdamW,         // "fused_adamw": torch's fused AdamW (accel::AdamW)
+  kAttentionForward,   // "attention_forward": no-gradient attention (kernels/attention.cu)
+  kAttentionTraining,  // "attention_training": attention with its backward (kernels/attention.cu)
 };
 // Every name, in the enum's order.
 const std::vector<std::string>& custom_kernel_names();

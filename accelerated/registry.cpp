@@ -60,8 +60,9 @@ void register_accelerated_components(ComponentRegistry& reg) {
            "with the fc1 before it: at::gelu(at::linear); on CUDA the GELU backward and fc1's "
            "bias gradient in one kernel (kernels/gelu.cu)");
   HACM_ACC("attention", attention_forward, true,
-           "at::scaled_dot_product_attention; without gradient on CUDA bf16 at head dimension 32 "
-           "the forward kernel kernels/attention.cu (fused_attention.h)");
+           "at::scaled_dot_product_attention; on CUDA in bf16 at head dimension 32 the kernels of "
+           "kernels/attention.cu (fused_attention.h: forward only without gradient, forward + "
+           "backward for training)");
   HACM_ACC("block", block_forward, true, "");
   HACM_ACC("block_stack", block_stack_forward, true,
            "CUDA: each residual addition inside the next LayerNorm (fused_add_layer_norm)");

@@ -49,9 +49,15 @@ at::Tensor attention_forward(const at::Tensor& x, const StateDict& sd, const std
   const int64_t B = x.size(0), N = x.size(1), d = x.size(2), hd = d / heads;
   at::Tensor qkv =
       linear_forward(x, param(sd, prefix + "qkv.weight"), param(sd, prefix + "qkv.bias"));
-  if (!probs_out && fused_attention_applies(qkv, heads))  // no gradient: the custom kernel
-    return linear_forward(fused_attention(qkv, heads), param(sd, prefix + "proj.weight"),
-                          param(sd, prefix + "proj.bias"));
+  if (!probs_out) {  // head dimension 32 in bf16: the custom kernels, with or without gradient
+    at::Tensor o;
+    if (fused_attention_applies(qkv, heads))
+      o = fused_attention(qkv, heads);
+    else if (fused_attention_training_applies(qkv, heads))
+      o = fused_attention_training(qkv, heads);
+    if (o.defined())
+      return linear_forward(o, param(sd, prefix + "proj.weight"), param(sd, prefix + "proj.bias"));
+  }
   // q, k, v as views of qkv [B, N, 3d] ((3, h, hd) order of the last dim): split's backward is one
   // cat into [B, N, 3d], where indexing a permuted [3, B, h, N, hd] cost three zero-filled
   // full-size gradients and two additions (SelectBackward: 1.4 ms of an 18 ms bf16 step).

@@ -8,7 +8,8 @@
 // addition and the LayerNorm after it, unfused and fused. BM_LinearGelu: fc1 + GELU with and
 // without the fused GELU backward / bias gradient. BM_ExpmapProjection: the Poincaré map of the
 // tokens, ATen's composition and the fused kernels. BM_AttentionForward: attention without
-// gradient at the feature pass's shape, SDPA against the head-dimension-32 kernel. BM_ColumnSum:
+// gradient at the feature pass's shape, SDPA against the head-dimension-32 kernel.
+// BM_AttentionTraining: the same with the backward, at a decoder layer's shape. BM_ColumnSum:
 // the bias-gradient reduction of a linear layer alone, ATen's against the column-sum kernel,
 // validated against a float64 sum. CUDA only.
 #include <ATen/ATen.h>
@@ -310,6 +311,61 @@ void BM_AttentionForward(benchmark::State& state) {
                  ", 256 x 432 tokens, 8 heads, bf16, no gradient; " + msg);
 }
 BENCHMARK(BM_AttentionForward)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// Attention forward + backward at a decoder layer's shape in the 64-clip step (128 sequences x
+// 432 tokens, 8 heads of 32, bf16): impl 0 = SDPA on q, k, v viewed out of qkv (autograd: the
+// backward ends in split's concatenation of dq, dk, dv), 1 = the training kernels (the packed
+// gradient of qkv directly). Validated first: output and gradient against float64 on 8 sequences.
+void BM_AttentionTraining(benchmark::State& state) {
+  const bool fused = state.range(0) == 1;
+  at::Device dev = at::kCPU;
+  if (!cuda_device(state, &dev)) return;
+  constexpr int64_t kB = 128, kN = 432, kHeads = 8, kD = 256, kHd = 32;
+  at::manual_seed(0);
+  const auto opt = at::TensorOptions().device(dev);
+  at::Tensor qkv = (at::randn({kB, kN, 3 * kD}, opt) * 1.5).to(at::kBFloat16).requires_grad_(true);
+  const at::Tensor dout = at::randn({kB, kN, kD}, opt).to(at::kBFloat16);
+  auto run = [&](bool f) {
+    qkv.mutable_grad() = at::Tensor();
+    at::Tensor out;
+    if (f) {
+      out = accel::fused_attention_training(qkv, kHeads);
+    } else {
+      const auto parts = qkv.split(kD, -1);
+      auto heads = [&](const at::Tensor& t) {
+        return t.view({kB, kN, kHeads, kHd}).transpose(1, 2);
+      };
+      out = at::scaled_dot_product_attention(heads(parts[0]), heads(parts[1]), heads(parts[2]))
+                .transpose(1, 2)
+                .reshape({kB, kN, kD});
+    }
+    out.backward(dout);
+    return out;
+  };
+  std::string msg;
+  {  // 8 sequences against float64 autograd
+    const at::Tensor out = run(true);
+    at::Tensor x = qkv.detach().narrow(0, 0, 8).to(at::kDouble).requires_grad_(true);
+    at::Tensor y = x.view({8, kN, 3, kHeads, kHd}).permute({2, 0, 3, 1, 4});
+    at::Tensor p =
+        at::softmax(at::matmul(y[0], y[1].transpose(-2, -1)) / std::sqrt(double(kHd)), -1);
+    at::Tensor want = at::matmul(p, y[2]).transpose(1, 2).reshape({8, kN, kD});
+    want.backward(dout.narrow(0, 0, 8).to(at::kDouble));
+    // Output: P and out rounded to bf16 (8e-3); gradient: P, dS and the result rounded (1.5e-2).
+    if (!validated(state, "attention training kernels",
+                   {{"out", max_rel_error(out.narrow(0, 0, 8), want.detach()), 8e-3},
+                    {"dqkv", max_rel_error(qkv.grad().narrow(0, 0, 8), x.grad()), 1.5e-2}},
+                   &msg))
+      return;
+  }
+  timed_loop(
+      state, dev, [&] { run(fused); }, 0);
+  state.counters["Gscores/s"] = benchmark::Counter(double(kB * kHeads * kN * kN) * 1e-9,
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(fused ? "training kernels (head dim 32)" : "ATen SDPA + split") +
+                 ", 128 x 432 tokens, 8 heads, bf16, forward + backward; " + msg);
+}
+BENCHMARK(BM_AttentionTraining)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // Bias-gradient reduction alone: ATen's as autograd runs it under autocast (bf16 in, bf16 out,
 // float32 accumulation inside) against accel::column_sum (the kernel; float32 out), at the row

@@ -114,7 +114,9 @@ std::vector<ComponentSpec> build_catalogue() {
        "test_ref_transformer.cpp ReferenceTransformer.AttentionBackwardMatchesFiniteDifferences",
        "diff_transformer.cpp DifferentialTransformer.BlockForwardBackward",
        "diff_attention.cpp DifferentialAttention.CudaForwardMatchesDouble",
-       "diff_attention.cpp DifferentialAttention.CudaNoGradPathAgreesWithSdpa"}));
+       "diff_attention.cpp DifferentialAttention.CudaNoGradPathAgreesWithSdpa",
+       "diff_attention.cpp DifferentialAttention.CudaTrainingMatchesDouble",
+       "diff_attention.cpp DifferentialAttention.CudaTrainingPathAgreesWithSdpa"}));
   c.push_back(both("block", "transformer", "pre-LN ViT block: attention + MLP residuals",
                    {"golden_ref_transformer.cpp ReferenceTransformer.Width256ForwardMatchesGolden",
                     "golden_ref_transformer.cpp ReferenceTransformer.Width64BackwardMatchesGolden",

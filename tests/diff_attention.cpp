@@ -1,13 +1,15 @@
-// Differential: the forward-only attention kernel for head dimension 32
-// (accelerated/kernels/attention.cu, through accel::fused_attention and attention_forward's
-// no-gradient path) against float64 attention on the same bf16 values, and against ATen's
-// scaled_dot_product_attention. CUDA only; on the CPU the kernel never applies.
+// Differential: the attention kernels for head dimension 32 (accelerated/kernels/attention.cu:
+// forward only through accel::fused_attention, and forward + backward through
+// accel::fused_attention_training, as attention_forward takes them) against float64 attention on
+// the same bf16 values and against ATen's scaled_dot_product_attention. CUDA only; on the CPU the
+// kernels never apply.
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "accelerated/custom_kernels.h"
 #include "accelerated/fused_attention.h"
@@ -79,9 +81,10 @@ TEST(DifferentialAttention, CudaNoGradPathAgreesWithSdpa) {
   // Two bf16 computations of the same attention (P rounded differently) followed by the same
   // projection: 1e-2 normwise.
   EXPECT_CLOSE_NORMWISE("no-grad kernel vs SDPA", to_vec(fused), to_vec(sdpa), 1e-2);
-  // With gradient wanted, the kernel does not apply.
+  // With gradient wanted, the forward-only kernel does not apply (the training one does).
   at::Tensor qkv = at::randn({B, N, 3 * d}, fopt).to(at::kBFloat16).requires_grad_(true);
   EXPECT_FALSE(accel::fused_attention_applies(qkv, heads));
+  EXPECT_TRUE(accel::fused_attention_training_applies(qkv, heads));
   {
     at::NoGradGuard no_grad;
     EXPECT_TRUE(accel::fused_attention_applies(qkv, heads));
@@ -90,10 +93,87 @@ TEST(DifferentialAttention, CudaNoGradPathAgreesWithSdpa) {
   }
 }
 
-// On the CPU the kernel never applies.
+// The training path (forward saving the log-sum-exp, backward writing the packed qkv gradient)
+// against float64 autograd of the same attention, token counts around the tiles. (One token is
+// left out: its dq, dk are exactly 0 in float64 and rounding noise here, with no scale to
+// compare against.)
+TEST(DifferentialAttention, CudaTrainingMatchesDouble) {
+  REQUIRE_CUDA();
+  const auto opt = at::TensorOptions().device(at::kCUDA);
+  at::manual_seed(9);
+  for (int64_t n : {7, 64, 65, 86, 432}) {
+    const int64_t B = 3, heads = 8, d = 256;
+    const at::Tensor base = (at::randn({B, n, 3 * d}, opt) * 1.5).to(at::kBFloat16);
+    const at::Tensor dout = at::randn({B, n, d}, opt).to(at::kBFloat16);
+    at::Tensor qkv = base.clone().requires_grad_(true);
+    ASSERT_TRUE(accel::fused_attention_training_applies(qkv, heads));
+    at::Tensor out = accel::fused_attention_training(qkv, heads);
+    out.backward(dout);
+    at::Tensor ref_in = base.to(at::kDouble).requires_grad_(true);
+    at::Tensor ref_out = attention_double(ref_in, heads);
+    ref_out.backward(dout.to(at::kDouble));
+    const std::string tag = "n=" + std::to_string(n) + " ";
+    // Forward: as the forward-only kernel (8e-3). Gradients: P and dS rounded to bf16 before
+    // their products, then the results rounded to bf16; a float32 emulation of the scheme gives
+    // up to 6.3e-3: bound 1.5e-2 normwise for each of dq, dk, dv.
+    EXPECT_CLOSE_NORMWISE(tag + "out", to_vec(out), to_vec(ref_out), 8e-3);
+    const at::Tensor g = qkv.grad(), gr = ref_in.grad();
+    ASSERT_EQ(g.scalar_type(), at::kBFloat16);
+    for (int part = 0; part < 3; ++part)
+      EXPECT_CLOSE_NORMWISE(tag + (part == 0   ? "dq"
+                                   : part == 1 ? "dk"
+                                               : "dv"),
+                            to_vec(g.narrow(2, part * d, d)), to_vec(gr.narrow(2, part * d, d)),
+                            1.5e-2);
+  }
+}
+
+// The block attention with its projections under bf16 autocast, forward and backward: the
+// training kernel against ATen's SDPA (attention_training switched off). Gradients of the input
+// and of the projection weights agree within bf16 rounding of two different computations.
+TEST(DifferentialAttention, CudaTrainingPathAgreesWithSdpa) {
+  REQUIRE_CUDA();
+  const at::Device dev(at::kCUDA);
+  at::manual_seed(10);
+  const int64_t B = 4, N = 432, d = 256, heads = 8;
+  auto fopt = at::TensorOptions().device(dev);
+  accel::StateDict init;
+  init["attn.qkv.weight"] = at::randn({3 * d, d}, fopt) * 0.08;
+  init["attn.qkv.bias"] = at::randn({3 * d}, fopt) * 0.1;
+  init["attn.proj.weight"] = at::randn({d, d}, fopt) * 0.06;
+  init["attn.proj.bias"] = at::randn({d}, fopt) * 0.1;
+  const at::Tensor x0 = at::randn({B, N, d}, fopt), gy = at::randn({B, N, d}, fopt);
+  auto run = [&](bool kernel) {
+    accel::StateDict sd;
+    for (const auto& [k, v] : init) sd[k] = v.clone().requires_grad_(true);
+    at::Tensor x = x0.clone().requires_grad_(true);
+    accel::set_custom_kernels_off(kernel ? "" : "attention_training");
+    at::Tensor y;
+    {
+      accel::Autocast autocast(accel::Precision::kBf16, dev);
+      y = accel::attention_forward(x, sd, "attn.", heads);
+    }
+    y.backward(gy.to(y.scalar_type()));
+    accel::set_custom_kernels_off("");
+    std::vector<at::Tensor> r{y.detach().to(at::kFloat), x.grad()};
+    for (const auto& [k, v] : sd) r.push_back(v.grad());
+    return r;
+  };
+  const auto a = run(true), b = run(false);
+  const char* names[] = {"y", "dx", "proj.bias", "proj.weight", "qkv.bias", "qkv.weight"};
+  // bf16 activations and gradients computed two ways: 2e-2 normwise.
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_CLOSE_NORMWISE(std::string("kernel vs SDPA ") + names[i], to_vec(a[i]), to_vec(b[i]),
+                          2e-2);
+}
+
+// On the CPU the kernels never apply.
 TEST(DifferentialAttention, CpuNeverFused) {
   at::NoGradGuard no_grad;
   const at::Tensor qkv = at::zeros({2, 10, 768}, at::kBFloat16);
   EXPECT_FALSE(accel::fused_attention_applies(qkv, 8));
   EXPECT_THROW(accel::fused_attention(qkv, 8), std::invalid_argument);
+  const at::Tensor qkv_grad = at::zeros({2, 10, 768}, at::kBFloat16).requires_grad_(true);
+  at::GradMode::set_enabled(true);
+  EXPECT_FALSE(accel::fused_attention_training_applies(qkv_grad, 8));
 }

@@ -60,8 +60,8 @@ __device__ __forceinline__ void load_tile(bf16* dst, const bf16* seq, int64_t ro
 }
 
 __global__ void __launch_bounds__(kWarps * 32)
-    attention_forward_kernel(const bf16* __restrict__ qkv, bf16* __restrict__ out, int n, int d,
-                             float scale_log2) {
+    attention_forward_kernel(const bf16* __restrict__ qkv, bf16* __restrict__ out,
+                             float* __restrict__ lse, int n, int d, float scale_log2) {
   __shared__ Smem sm;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int h = blockIdx.y, q0 = blockIdx.x * kQ;
@@ -146,7 +146,178 @@ __global__ void __launch_bounds__(kWarps * 32)
     bf16* dst = out + (int64_t(blockIdx.z) * n + q) * d + hq + half * 16;
 #pragma unroll
     for (int c = 0; c < kHd / 2; ++c) dst[c] = __float2bfloat16_rn(o[c] * inv);
+    // log2 of the row's softmax denominator in the base-2 scaled units: P = exp2(s' - lse).
+    if (lse && half == 0) lse[(int64_t(blockIdx.z) * gridDim.y + h) * n + q] = m + log2f(l);
   }
+}
+
+// ---- backward (FlashAttention-2's scheme): a block per (sequence, head, 64 keys) walks every
+// tile of 64 queries, recomputes P = exp2(s' - lse) from the forward's log-sum-exp, and
+// accumulates dV = Pᵀ dO and dK = dSᵀ Q for its keys in WMMA accumulators (each warp 16 keys);
+// dS = P (dP - D) / sqrt(32) with dP = dO Vᵀ and D = rowsum(dO * O); dQ = dS K goes to a float32
+// buffer by atomic adds (so dQ's summation order varies run to run, as cuDNN's).
+
+struct __align__(32) BwdSmem {
+  bf16 k[kKeys * kLdX];
+  bf16 v[kKeys * kLdX];
+  bf16 q[kQ * kLdX];
+  bf16 dout[kQ * kLdX];
+  float lse[kQ];
+  float dvec[kQ];
+  float s[kWarps][16 * kLdS];
+  bf16 p[kQ * kLdP];   // P of the query tile, [query][key]
+  bf16 ds[kQ * kLdP];  // dS / sqrt(32), [query][key]
+};
+using FragAcol = wmma::fragment<wmma::matrix_a, 16, 16, 16, bf16, wmma::col_major>;
+
+// D[b, h, q] = sum over the head's 32 columns of dO * O (one thread per (row, head)).
+__global__ void attention_dot_kernel(const bf16* __restrict__ dout, const bf16* __restrict__ out,
+                                     float* __restrict__ dvec, int64_t rows, int n, int heads) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= rows * heads) return;
+  const int64_t row = i / heads;
+  const int h = int(i % heads), d = heads * kHd;
+  const bf16* a = dout + row * d + h * kHd;
+  const bf16* o = out + row * d + h * kHd;
+  float t = 0.f;
+#pragma unroll
+  for (int c = 0; c < kHd; ++c) t += __bfloat162float(a[c]) * __bfloat162float(o[c]);
+  dvec[((row / n) * heads + h) * n + row % n] = t;
+}
+
+__global__ void __launch_bounds__(kWarps * 32)
+    attention_backward_kernel(const bf16* __restrict__ qkv, const bf16* __restrict__ dout,
+                              const float* __restrict__ lse, const float* __restrict__ dvec,
+                              float* __restrict__ dq_acc, bf16* __restrict__ dqkv, int n, int d,
+                              float scale_log2, float scale) {
+  extern __shared__ __align__(128) unsigned char smem_raw[];
+  BwdSmem& sm = *reinterpret_cast<BwdSmem*>(smem_raw);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int h = blockIdx.y, k0 = blockIdx.x * kKeys;
+  const int64_t b = blockIdx.z, row_stride = 3 * int64_t(d);
+  const bf16* seq = qkv + b * n * row_stride;
+  const bf16* dseq = dout + b * n * d;
+  const int hq = h * kHd, hk = d + h * kHd, hv = 2 * d + h * kHd;
+  const float* lse_bh = lse + (b * gridDim.y + h) * n;
+  const float* dvec_bh = dvec + (b * gridDim.y + h) * n;
+  load_tile(sm.k, seq, row_stride, hk, k0, n);
+  load_tile(sm.v, seq, row_stride, hv, k0, n);
+  FragC dv_acc[kHd / 16], dk_acc[kHd / 16];  // this warp's 16 keys x 32 dimensions
+  for (int j = 0; j < kHd / 16; ++j) {
+    wmma::fill_fragment(dv_acc[j], 0.f);
+    wmma::fill_fragment(dk_acc[j], 0.f);
+  }
+  const int r = lane & 15, half = lane >> 4;  // a row of the warp's 16 (query, then key), half
+  float* S = sm.s[warp];
+  for (int q0 = 0; q0 < n; q0 += kQ) {
+    __syncthreads();  // the previous query tile is no longer read (and K, V are loaded)
+    load_tile(sm.q, seq, row_stride, hq, q0, n);
+    load_tile(sm.dout, dseq, d, hq, q0, n);
+    for (int i = threadIdx.x; i < kQ; i += kWarps * 32) {
+      const bool ok = q0 + i < n;  // past n: P = exp2(-inf) = 0, so no contribution
+      sm.lse[i] = ok ? lse_bh[q0 + i] : INFINITY;
+      sm.dvec[i] = ok ? dvec_bh[q0 + i] : 0.f;
+    }
+    __syncthreads();
+    // S = Q_w Kᵀ for the warp's 16 queries.
+    for (int j = 0; j < kKeys / 16; ++j) {
+      FragC acc;
+      wmma::fill_fragment(acc, 0.f);
+      for (int kk = 0; kk < kHd / 16; ++kk) {
+        FragA qa;
+        FragBcol kb;
+        wmma::load_matrix_sync(qa, sm.q + warp * 16 * kLdX + kk * 16, kLdX);
+        wmma::load_matrix_sync(kb, sm.k + j * 16 * kLdX + kk * 16, kLdX);
+        wmma::mma_sync(acc, qa, kb, acc);
+      }
+      wmma::store_matrix_sync(S + j * 16, acc, kLdS, wmma::mem_row_major);
+    }
+    __syncwarp();
+    const int qr = warp * 16 + r;  // this lane's query row within the tile
+    const float lse_r = sm.lse[qr], d_r = sm.dvec[qr];
+    float p[32];
+#pragma unroll
+    for (int t = 0; t < 32; ++t) {
+      const int col = half * 32 + ((t + r) & 31);
+      p[t] = k0 + col < n ? exp2f(S[r * kLdS + col] * scale_log2 - lse_r) : 0.f;
+      sm.p[qr * kLdP + col] = __float2bfloat16_rn(p[t]);
+    }
+    __syncwarp();  // S read: it takes dP = dO_w Vᵀ next
+    for (int j = 0; j < kKeys / 16; ++j) {
+      FragC acc;
+      wmma::fill_fragment(acc, 0.f);
+      for (int kk = 0; kk < kHd / 16; ++kk) {
+        FragA oa;
+        FragBcol vb;  // (dim, key) at v[key * kLdX + dim]: Vᵀ
+        wmma::load_matrix_sync(oa, sm.dout + warp * 16 * kLdX + kk * 16, kLdX);
+        wmma::load_matrix_sync(vb, sm.v + j * 16 * kLdX + kk * 16, kLdX);
+        wmma::mma_sync(acc, oa, vb, acc);
+      }
+      wmma::store_matrix_sync(S + j * 16, acc, kLdS, wmma::mem_row_major);
+    }
+    __syncwarp();
+#pragma unroll
+    for (int t = 0; t < 32; ++t) {
+      const int col = half * 32 + ((t + r) & 31);
+      sm.ds[qr * kLdP + col] = __float2bfloat16_rn(p[t] * (S[r * kLdS + col] - d_r) * scale);
+    }
+    __syncthreads();  // every warp's P and dS rows are in place
+    // dV_w += Pᵀ dO and dK_w += dSᵀ Q over the tile's 64 queries (16 at a time).
+    for (int c = 0; c < kQ / 16; ++c) {
+      FragAcol pa, dsa;  // (key, query) at p[query * kLdP + key]: Pᵀ, dSᵀ
+      wmma::load_matrix_sync(pa, sm.p + c * 16 * kLdP + warp * 16, kLdP);
+      wmma::load_matrix_sync(dsa, sm.ds + c * 16 * kLdP + warp * 16, kLdP);
+      for (int j = 0; j < kHd / 16; ++j) {
+        FragBrow ob, qb;
+        wmma::load_matrix_sync(ob, sm.dout + c * 16 * kLdX + j * 16, kLdX);
+        wmma::load_matrix_sync(qb, sm.q + c * 16 * kLdX + j * 16, kLdX);
+        wmma::mma_sync(dv_acc[j], pa, ob, dv_acc[j]);
+        wmma::mma_sync(dk_acc[j], dsa, qb, dk_acc[j]);
+      }
+    }
+    // dQ_w = dS_w K for the warp's 16 queries, added to the float32 buffer.
+    for (int j = 0; j < kHd / 16; ++j) {
+      FragC acc;
+      wmma::fill_fragment(acc, 0.f);
+      for (int c = 0; c < kKeys / 16; ++c) {
+        FragA dsr;
+        FragBrow kb;
+        wmma::load_matrix_sync(dsr, sm.ds + warp * 16 * kLdP + c * 16, kLdP);
+        wmma::load_matrix_sync(kb, sm.k + c * 16 * kLdX + j * 16, kLdX);
+        wmma::mma_sync(acc, dsr, kb, acc);
+      }
+      wmma::store_matrix_sync(S + j * 16, acc, kLdO, wmma::mem_row_major);
+    }
+    __syncwarp();
+    const int q = q0 + qr;
+    if (q < n) {
+      float* dst = dq_acc + (b * n + q) * d + hq + half * 16;
+#pragma unroll
+      for (int c = 0; c < kHd / 2; ++c) atomicAdd(dst + c, S[r * kLdO + half * 16 + c]);
+    }
+  }
+  // dK, dV of the warp's 16 keys, bf16, into the packed gradient of qkv.
+  const int key = k0 + warp * 16 + r;
+  for (int which = 0; which < 2; ++which) {
+    __syncwarp();
+    for (int j = 0; j < kHd / 16; ++j)
+      wmma::store_matrix_sync(S + j * 16, which == 0 ? dk_acc[j] : dv_acc[j], kLdO,
+                              wmma::mem_row_major);
+    __syncwarp();
+    if (key < n) {
+      bf16* dst = dqkv + (b * n + key) * row_stride + (which == 0 ? hk : hv) + half * 16;
+#pragma unroll
+      for (int c = 0; c < kHd / 2; ++c) dst[c] = __float2bfloat16_rn(S[r * kLdO + half * 16 + c]);
+    }
+  }
+}
+
+// dqkv[:, :, 0:d] = bf16(dq_acc): the q part of the packed gradient.
+__global__ void attention_dq_kernel(const float* __restrict__ dq_acc, bf16* __restrict__ dqkv,
+                                    int64_t rows, int d) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= rows * d) return;
+  dqkv[(i / d) * 3 * d + i % d] = __float2bfloat16_rn(dq_acc[i]);
 }
 
 }  // namespace
@@ -157,7 +328,7 @@ bool attention_forward_supports(int64_t d, int64_t heads, int64_t b, int64_t n) 
 }
 
 void attention_forward(const void* qkv, void* out, int64_t B, int64_t N, int64_t heads,
-                       cudaStream_t stream) {
+                       cudaStream_t stream, float* lse) {
   const int64_t d = kHd * heads;
   if (!attention_forward_supports(d, heads, B, N))
     throw std::invalid_argument("attention_forward: unsupported shape (sequences " +
@@ -167,8 +338,38 @@ void attention_forward(const void* qkv, void* out, int64_t B, int64_t N, int64_t
   const float scale_log2 = float(1.4426950408889634 / std::sqrt(double(kHd)));
   const dim3 grid(unsigned((N + kQ - 1) / kQ), unsigned(heads), unsigned(B));
   attention_forward_kernel<<<grid, kWarps * 32, 0, stream>>>(
-      static_cast<const bf16*>(qkv), static_cast<bf16*>(out), int(N), int(d), scale_log2);
+      static_cast<const bf16*>(qkv), static_cast<bf16*>(out), lse, int(N), int(d), scale_log2);
   check_launch("attention forward");
+}
+
+void attention_backward(const void* qkv, const void* out, const void* dout, const float* lse,
+                        void* dqkv, float* dvec, float* dq_acc, int64_t B, int64_t N, int64_t heads,
+                        cudaStream_t stream) {
+  const int64_t d = kHd * heads;
+  if (!attention_forward_supports(d, heads, B, N))
+    throw std::invalid_argument("attention_backward: unsupported shape");
+  static const bool smem_ok = [] {  // the backward's shared memory is above the 48 KB default
+    return cudaFuncSetAttribute(attention_backward_kernel,
+                                cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                int(sizeof(BwdSmem))) == cudaSuccess;
+  }();
+  if (!smem_ok) throw std::runtime_error("attention_backward: shared memory attribute refused");
+  const int64_t rows = B * N;
+  const int threads = 256;
+  attention_dot_kernel<<<unsigned((rows * heads + threads - 1) / threads), threads, 0, stream>>>(
+      static_cast<const bf16*>(dout), static_cast<const bf16*>(out), dvec, rows, int(N),
+      int(heads));
+  check_launch("attention backward D");
+  cudaMemsetAsync(dq_acc, 0, size_t(rows * d) * sizeof(float), stream);
+  const float scale = float(1.0 / std::sqrt(double(kHd)));
+  const dim3 grid(unsigned((N + kKeys - 1) / kKeys), unsigned(heads), unsigned(B));
+  attention_backward_kernel<<<grid, kWarps * 32, sizeof(BwdSmem), stream>>>(
+      static_cast<const bf16*>(qkv), static_cast<const bf16*>(dout), lse, dvec, dq_acc,
+      static_cast<bf16*>(dqkv), int(N), int(d), float(1.4426950408889634) * scale, scale);
+  check_launch("attention backward");
+  attention_dq_kernel<<<unsigned((rows * d + threads - 1) / threads), threads, 0, stream>>>(
+      dq_acc, static_cast<bf16*>(dqkv), rows, int(d));
+  check_launch("attention backward dQ");
 }
 
 }  // namespace hacm::cuda

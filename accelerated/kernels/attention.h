@@ -23,7 +23,17 @@ bool attention_forward_supports(int64_t d, int64_t heads, int64_t b, int64_t n);
 // qkv [B, N, 3d] bf16 (last dim ordered (q|k|v, head, 32), the layout of the qkv projection) ->
 // out [B, N, d] bf16 = softmax(q kᵀ / sqrt(32)) v per head, heads side by side in the last dim.
 // Both pointers 16-byte aligned.
+// lse (optional) [B, heads, N] float32: each row's log2 softmax denominator in the kernel's
+// base-2 units, for the backward.
 void attention_forward(const void* qkv, void* out, int64_t B, int64_t N, int64_t heads,
-                       cudaStream_t stream);
+                       cudaStream_t stream, float* lse = nullptr);
+
+// Backward of attention_forward for training: qkv, out [B, N, d] and dout [B, N, d] (bf16), lse
+// from the forward -> dqkv [B, N, 3d] bf16, the packed gradient of qkv (no concatenation
+// needed). Scratch: dvec [B, heads, N] and dq_acc [B, N, d] float32. dQ is summed with atomic
+// adds: not bit-reproducible run to run (dK, dV are).
+void attention_backward(const void* qkv, const void* out, const void* dout, const float* lse,
+                        void* dqkv, float* dvec, float* dq_acc, int64_t B, int64_t N, int64_t heads,
+                        cudaStream_t stream);
 
 }  // namespace hacm::cuda
