@@ -269,6 +269,26 @@ void BM_ExpmapProjection(benchmark::State& state) {
 }
 BENCHMARK(BM_ExpmapProjection)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
+// ATen's attention as attention_forward runs it: q, k, v viewed out of qkv [B, N, 3d], SDPA,
+// heads back side by side -> [B, N, d].
+at::Tensor sdpa_of_qkv(const at::Tensor& qkv, int64_t heads) {
+  const int64_t B = qkv.size(0), N = qkv.size(1), d = qkv.size(2) / 3;
+  const auto parts = qkv.split(d, -1);
+  auto view = [&](const at::Tensor& t) { return t.view({B, N, heads, d / heads}).transpose(1, 2); };
+  return at::scaled_dot_product_attention(view(parts[0]), view(parts[1]), view(parts[2]))
+      .transpose(1, 2)
+      .reshape({B, N, d});
+}
+
+// The same attention in float64 from qkv [B, N, 3d] (any dtype; autograd flows through it).
+at::Tensor attention_double(const at::Tensor& qkv, int64_t heads) {
+  const int64_t B = qkv.size(0), N = qkv.size(1), d = qkv.size(2) / 3, hd = d / heads;
+  const at::Tensor x = qkv.to(at::kDouble).view({B, N, 3, heads, hd}).permute({2, 0, 3, 1, 4});
+  const at::Tensor p =
+      at::softmax(at::matmul(x[0], x[1].transpose(-2, -1)) / std::sqrt(double(hd)), -1);
+  return at::matmul(p, x[2]).transpose(1, 2).reshape({B, N, d});
+}
+
 // Attention without gradient at the feature pass's shape (128 clips x 2 persons = 256 sequences
 // of 432 tokens, 8 heads of 32, bf16): impl 0 = at::scaled_dot_product_attention on q, k, v viewed
 // out of qkv (ATen's choice of backend, as attention_forward), 1 = the forward kernel
@@ -277,26 +297,17 @@ void BM_AttentionForward(benchmark::State& state) {
   const bool fused = state.range(0) == 1;
   at::Device dev = at::kCPU;
   if (!cuda_device(state, &dev)) return;
-  constexpr int64_t kB = 256, kN = 432, kHeads = 8, kD = 256, kHd = 32;
+  constexpr int64_t kB = 256, kN = 432, kHeads = 8, kD = 256;
   at::NoGradGuard no_grad;
   at::manual_seed(0);
   const at::Tensor qkv =
       (at::randn({kB, kN, 3 * kD}, at::TensorOptions().device(dev)) * 1.5).to(at::kBFloat16);
   auto run = [&](bool f) {
-    if (f) return accel::fused_attention(qkv, kHeads);
-    const auto parts = qkv.split(kD, -1);
-    auto heads = [&](const at::Tensor& t) { return t.view({kB, kN, kHeads, kHd}).transpose(1, 2); };
-    return at::scaled_dot_product_attention(heads(parts[0]), heads(parts[1]), heads(parts[2]))
-        .transpose(1, 2)
-        .reshape({kB, kN, kD});
+    return f ? accel::fused_attention(qkv, kHeads) : sdpa_of_qkv(qkv, kHeads);
   };
   std::string msg;
   {  // the kernel against float64 attention on 16 of the sequences (all of them: ~1 GB of double)
-    const at::Tensor sub = qkv.narrow(0, 0, 16);
-    at::Tensor x = sub.to(at::kDouble).view({16, kN, 3, kHeads, kHd}).permute({2, 0, 3, 1, 4});
-    at::Tensor p =
-        at::softmax(at::matmul(x[0], x[1].transpose(-2, -1)) / std::sqrt(double(kHd)), -1);
-    const at::Tensor want = at::matmul(p, x[2]).transpose(1, 2).reshape({16, kN, kD});
+    const at::Tensor want = attention_double(qkv.narrow(0, 0, 16), kHeads);
     // P and the output rounded to bf16 (2^-9 each): 8e-3.
     if (!validated(state, "attention forward kernel",
                    {{"out", max_rel_error(run(true).narrow(0, 0, 16), want), 8e-3}}, &msg))
@@ -320,25 +331,14 @@ void BM_AttentionTraining(benchmark::State& state) {
   const bool fused = state.range(0) == 1;
   at::Device dev = at::kCPU;
   if (!cuda_device(state, &dev)) return;
-  constexpr int64_t kB = 128, kN = 432, kHeads = 8, kD = 256, kHd = 32;
+  constexpr int64_t kB = 128, kN = 432, kHeads = 8, kD = 256;
   at::manual_seed(0);
   const auto opt = at::TensorOptions().device(dev);
   at::Tensor qkv = (at::randn({kB, kN, 3 * kD}, opt) * 1.5).to(at::kBFloat16).requires_grad_(true);
   const at::Tensor dout = at::randn({kB, kN, kD}, opt).to(at::kBFloat16);
   auto run = [&](bool f) {
     qkv.mutable_grad() = at::Tensor();
-    at::Tensor out;
-    if (f) {
-      out = accel::fused_attention_training(qkv, kHeads);
-    } else {
-      const auto parts = qkv.split(kD, -1);
-      auto heads = [&](const at::Tensor& t) {
-        return t.view({kB, kN, kHeads, kHd}).transpose(1, 2);
-      };
-      out = at::scaled_dot_product_attention(heads(parts[0]), heads(parts[1]), heads(parts[2]))
-                .transpose(1, 2)
-                .reshape({kB, kN, kD});
-    }
+    at::Tensor out = f ? accel::fused_attention_training(qkv, kHeads) : sdpa_of_qkv(qkv, kHeads);
     out.backward(dout);
     return out;
   };
@@ -346,10 +346,7 @@ void BM_AttentionTraining(benchmark::State& state) {
   {  // 8 sequences against float64 autograd
     const at::Tensor out = run(true);
     at::Tensor x = qkv.detach().narrow(0, 0, 8).to(at::kDouble).requires_grad_(true);
-    at::Tensor y = x.view({8, kN, 3, kHeads, kHd}).permute({2, 0, 3, 1, 4});
-    at::Tensor p =
-        at::softmax(at::matmul(y[0], y[1].transpose(-2, -1)) / std::sqrt(double(kHd)), -1);
-    at::Tensor want = at::matmul(p, y[2]).transpose(1, 2).reshape({8, kN, kD});
+    at::Tensor want = attention_double(x, kHeads);
     want.backward(dout.narrow(0, 0, 8).to(at::kDouble));
     // Output: P and out rounded to bf16 (8e-3); gradient: P, dS and the result rounded (1.5e-2).
     if (!validated(state, "attention training kernels",

@@ -32,6 +32,17 @@ at::Tensor attention_double(const at::Tensor& qkv, int64_t heads) {
   return at::matmul(p, v).transpose(1, 2).reshape({B, N, d});
 }
 
+// The block attention's parameters ("attn." prefix) for width d, from the caller's seed of
+// at::manual_seed, scaled so that the scores spread over a few units.
+accel::StateDict attention_params(int64_t d, const at::TensorOptions& opt) {
+  accel::StateDict sd;
+  sd["attn.qkv.weight"] = at::randn({3 * d, d}, opt) * 0.08;
+  sd["attn.qkv.bias"] = at::randn({3 * d}, opt) * 0.1;
+  sd["attn.proj.weight"] = at::randn({d, d}, opt) * 0.06;
+  sd["attn.proj.bias"] = at::randn({d}, opt) * 0.1;
+  return sd;
+}
+
 }  // namespace
 
 // Token counts around the 64-key tiles (1, 7, 63, 64, 65, 86 = an encoder's kept tokens, 432 = a
@@ -63,11 +74,7 @@ TEST(DifferentialAttention, CudaNoGradPathAgreesWithSdpa) {
   at::manual_seed(8);
   const int64_t B = 4, N = 432, d = 256, heads = 8;
   auto fopt = at::TensorOptions().device(dev);
-  accel::StateDict sd;
-  sd["attn.qkv.weight"] = at::randn({3 * d, d}, fopt) * 0.08;
-  sd["attn.qkv.bias"] = at::randn({3 * d}, fopt) * 0.1;
-  sd["attn.proj.weight"] = at::randn({d, d}, fopt) * 0.06;
-  sd["attn.proj.bias"] = at::randn({d}, fopt) * 0.1;
+  const accel::StateDict sd = attention_params(d, fopt);
   const at::Tensor x = at::randn({B, N, d}, fopt);
   accel::Autocast autocast(accel::Precision::kBf16, dev);
   at::Tensor fused, sdpa;
@@ -137,11 +144,7 @@ TEST(DifferentialAttention, CudaTrainingPathAgreesWithSdpa) {
   at::manual_seed(10);
   const int64_t B = 4, N = 432, d = 256, heads = 8;
   auto fopt = at::TensorOptions().device(dev);
-  accel::StateDict init;
-  init["attn.qkv.weight"] = at::randn({3 * d, d}, fopt) * 0.08;
-  init["attn.qkv.bias"] = at::randn({3 * d}, fopt) * 0.1;
-  init["attn.proj.weight"] = at::randn({d, d}, fopt) * 0.06;
-  init["attn.proj.bias"] = at::randn({d}, fopt) * 0.1;
+  const accel::StateDict init = attention_params(d, fopt);
   const at::Tensor x0 = at::randn({B, N, d}, fopt), gy = at::randn({B, N, d}, fopt);
   auto run = [&](bool kernel) {
     accel::StateDict sd;

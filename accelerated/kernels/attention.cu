@@ -59,6 +59,40 @@ __device__ __forceinline__ void load_tile(bf16* dst, const bf16* seq, int64_t ro
   }
 }
 
+// One warp: out[16][64] (float, ld kLdS) = rows[16][32] (bf16, ld kLdX) x tile[64][32]ᵀ, the
+// scores of 16 queries against a tile of 64 keys (or dO against a tile of values).
+__device__ __forceinline__ void times_tile_t(const bf16* rows, const bf16* tile, float* out) {
+  FragA a[kHd / 16];
+  for (int kk = 0; kk < kHd / 16; ++kk) wmma::load_matrix_sync(a[kk], rows + kk * 16, kLdX);
+  for (int j = 0; j < kKeys / 16; ++j) {
+    FragC acc;
+    wmma::fill_fragment(acc, 0.f);
+    for (int kk = 0; kk < kHd / 16; ++kk) {
+      FragBcol b;  // (dim, key) at tile[key * kLdX + dim]: tileᵀ
+      wmma::load_matrix_sync(b, tile + j * 16 * kLdX + kk * 16, kLdX);
+      wmma::mma_sync(acc, a[kk], b, acc);
+    }
+    wmma::store_matrix_sync(out + j * 16, acc, kLdS, wmma::mem_row_major);
+  }
+}
+
+// One warp: out[16][32] (float, ld kLdO) = w[16][64] (bf16, ld kLdP) x tile[64][32], weights of
+// 16 rows over a tile of 64 keys applied to the tile's rows (P V, or dS K).
+__device__ __forceinline__ void times_tile(const bf16* w, const bf16* tile, float* out) {
+  for (int j = 0; j < kHd / 16; ++j) {
+    FragC acc;
+    wmma::fill_fragment(acc, 0.f);
+    for (int kk = 0; kk < kKeys / 16; ++kk) {
+      FragA a;
+      FragBrow b;
+      wmma::load_matrix_sync(a, w + kk * 16, kLdP);
+      wmma::load_matrix_sync(b, tile + kk * 16 * kLdX + j * 16, kLdX);
+      wmma::mma_sync(acc, a, b, acc);
+    }
+    wmma::store_matrix_sync(out + j * 16, acc, kLdO, wmma::mem_row_major);
+  }
+}
+
 __global__ void __launch_bounds__(kWarps * 32)
     attention_forward_kernel(const bf16* __restrict__ qkv, bf16* __restrict__ out,
                              float* __restrict__ lse, int n, int d, float scale_log2) {
@@ -68,14 +102,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int64_t row_stride = 3 * int64_t(d);
   const bf16* seq = qkv + int64_t(blockIdx.z) * n * row_stride;  // this sequence's rows
   const int hq = h * kHd, hk = d + h * kHd, hv = 2 * d + h * kHd;
-  load_tile(sm.q, seq, row_stride, hq, q0, n);
-  __syncthreads();
-  FragA qa[kHd / 16];  // this warp's 16 queries, kept for every key tile
-  for (int kk = 0; kk < kHd / 16; ++kk)
-    wmma::load_matrix_sync(qa[kk], sm.q + warp * 16 * kLdX + kk * 16, kLdX);
-
-  const int r = lane & 15, half = lane >> 4;  // this lane's row of the warp's 16, and half
-  float o[kHd / 2];                           // output row r, columns half * 16 .. + 16
+  load_tile(sm.q, seq, row_stride, hq, q0, n);  // read after the loop's first barrier
+  const int r = lane & 15, half = lane >> 4;    // this lane's row of the warp's 16, and half
+  float o[kHd / 2];                             // output row r, columns half * 16 .. + 16
   for (int c = 0; c < kHd / 2; ++c) o[c] = 0.f;
   float m = -INFINITY, l = 0.f;  // running max (base-2 scaled scores) and sum of row r
   float* S = sm.s[warp];
@@ -86,16 +115,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     load_tile(sm.k, seq, row_stride, hk, k0, n);
     load_tile(sm.v, seq, row_stride, hv, k0, n);
     __syncthreads();
-    for (int j = 0; j < kKeys / 16; ++j) {  // S[:, 16j .. 16j + 16] = Q K[16j ..]ᵀ
-      FragC acc;
-      wmma::fill_fragment(acc, 0.f);
-      for (int kk = 0; kk < kHd / 16; ++kk) {
-        FragBcol kb;  // (dim, key) at k[key * kLdX + dim]: Kᵀ
-        wmma::load_matrix_sync(kb, sm.k + j * 16 * kLdX + kk * 16, kLdX);
-        wmma::mma_sync(acc, qa[kk], kb, acc);
-      }
-      wmma::store_matrix_sync(S + j * 16, acc, kLdS, wmma::mem_row_major);
-    }
+    times_tile_t(sm.q + warp * 16 * kLdX, sm.k, S);  // S = Q_w Kᵀ
     __syncwarp();
     // Online softmax of row r over this tile's columns half * 32 .. + 32 (visited rotated by r,
     // which spreads the lanes over the shared-memory banks).
@@ -123,18 +143,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int c = 0; c < kHd / 2; ++c) o[c] *= alpha;
     __syncwarp();  // P written, S read by every lane: S's buffer takes P V next
-    for (int j = 0; j < kHd / 16; ++j) {  // (P V)[:, 16j .. 16j + 16] into S's buffer
-      FragC acc;
-      wmma::fill_fragment(acc, 0.f);
-      for (int kk = 0; kk < kKeys / 16; ++kk) {
-        FragA pa;
-        FragBrow vb;
-        wmma::load_matrix_sync(pa, P + kk * 16, kLdP);
-        wmma::load_matrix_sync(vb, sm.v + kk * 16 * kLdX + j * 16, kLdX);
-        wmma::mma_sync(acc, pa, vb, acc);
-      }
-      wmma::store_matrix_sync(S + j * 16, acc, kLdO, wmma::mem_row_major);
-    }
+    times_tile(P, sm.v, S);
     __syncwarp();
 #pragma unroll
     for (int c = 0; c < kHd / 2; ++c) o[c] += S[r * kLdO + half * 16 + c];
@@ -219,19 +228,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       sm.dvec[i] = ok ? dvec_bh[q0 + i] : 0.f;
     }
     __syncthreads();
-    // S = Q_w Kᵀ for the warp's 16 queries.
-    for (int j = 0; j < kKeys / 16; ++j) {
-      FragC acc;
-      wmma::fill_fragment(acc, 0.f);
-      for (int kk = 0; kk < kHd / 16; ++kk) {
-        FragA qa;
-        FragBcol kb;
-        wmma::load_matrix_sync(qa, sm.q + warp * 16 * kLdX + kk * 16, kLdX);
-        wmma::load_matrix_sync(kb, sm.k + j * 16 * kLdX + kk * 16, kLdX);
-        wmma::mma_sync(acc, qa, kb, acc);
-      }
-      wmma::store_matrix_sync(S + j * 16, acc, kLdS, wmma::mem_row_major);
-    }
+    times_tile_t(sm.q + warp * 16 * kLdX, sm.k, S);  // S = Q_w Kᵀ for the warp's 16 queries
     __syncwarp();
     const int qr = warp * 16 + r;  // this lane's query row within the tile
     const float lse_r = sm.lse[qr], d_r = sm.dvec[qr];
@@ -243,18 +240,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       sm.p[qr * kLdP + col] = __float2bfloat16_rn(p[t]);
     }
     __syncwarp();  // S read: it takes dP = dO_w Vᵀ next
-    for (int j = 0; j < kKeys / 16; ++j) {
-      FragC acc;
-      wmma::fill_fragment(acc, 0.f);
-      for (int kk = 0; kk < kHd / 16; ++kk) {
-        FragA oa;
-        FragBcol vb;  // (dim, key) at v[key * kLdX + dim]: Vᵀ
-        wmma::load_matrix_sync(oa, sm.dout + warp * 16 * kLdX + kk * 16, kLdX);
-        wmma::load_matrix_sync(vb, sm.v + j * 16 * kLdX + kk * 16, kLdX);
-        wmma::mma_sync(acc, oa, vb, acc);
-      }
-      wmma::store_matrix_sync(S + j * 16, acc, kLdS, wmma::mem_row_major);
-    }
+    times_tile_t(sm.dout + warp * 16 * kLdX, sm.v, S);
     __syncwarp();
 #pragma unroll
     for (int t = 0; t < 32; ++t) {
@@ -276,18 +262,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       }
     }
     // dQ_w = dS_w K for the warp's 16 queries, added to the float32 buffer.
-    for (int j = 0; j < kHd / 16; ++j) {
-      FragC acc;
-      wmma::fill_fragment(acc, 0.f);
-      for (int c = 0; c < kKeys / 16; ++c) {
-        FragA dsr;
-        FragBrow kb;
-        wmma::load_matrix_sync(dsr, sm.ds + warp * 16 * kLdP + c * 16, kLdP);
-        wmma::load_matrix_sync(kb, sm.k + c * 16 * kLdX + j * 16, kLdX);
-        wmma::mma_sync(acc, dsr, kb, acc);
-      }
-      wmma::store_matrix_sync(S + j * 16, acc, kLdO, wmma::mem_row_major);
-    }
+    times_tile(sm.ds + warp * 16 * kLdP, sm.k, S);
     __syncwarp();
     const int q = q0 + qr;
     if (q < n) {
