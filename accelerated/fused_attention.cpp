@@ -4,6 +4,7 @@
 #include <ATen/core/grad_mode.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <cstdint>
 #include <stdexcept>
 
 #ifdef HACM_CUDA_KERNELS
@@ -65,7 +66,9 @@ struct FusedAttentionFn : torch::autograd::Function<FusedAttentionFn> {
     const at::Tensor &qkv = saved[0], &out = saved[1], &lse = saved[2];
     const int64_t heads = ctx->saved_data["heads"].toInt();
     const c10::cuda::CUDAGuard device(qkv.device());
-    const at::Tensor dout = grads[0].to(at::kBFloat16).contiguous();
+    at::Tensor dout = grads[0].to(at::kBFloat16).contiguous();
+    // The kernels read rows in 16-byte pieces: a contiguous view at an odd offset is copied.
+    if (reinterpret_cast<uintptr_t>(dout.data_ptr()) % 16 != 0) dout = dout.clone();
     const int64_t B = qkv.size(0), N = qkv.size(1), d = qkv.size(2) / 3;
     at::Tensor dqkv = at::empty_like(qkv);
     at::Tensor dvec = at::empty({B, heads, N}, lse.options());

@@ -16,6 +16,7 @@
 #include "accelerated/downstream.h"
 #include "accelerated/grad_step.h"
 #include "accelerated/hacm.h"
+#include "accelerated/mamp.h"
 #include "accelerated/precision.h"
 #include "accelerated/tensor_io.h"
 #include "accelerated/train.h"
@@ -70,6 +71,38 @@ inline Setup make_setup(int64_t clips, const std::string& variant, at::Device de
   s.Ut = accel::rng_uniform({clips * 2, 216}, 12, dev);
   s.Us = accel::rng_uniform({clips * 2, 216}, 13, dev);
   return s;
+}
+
+// The MAMP baseline at the size of issue #6's measurement of the authors' code (width 256, 8 heads,
+// depth 8, decoder 5, 120 frames, 25 joints, temporal patch 4): seeded weights, inputs x5
+// [clips, 3, 120, 25, 2] and masking uniforms U [2 clips, 750].
+struct MampSetup {
+  accel::MampConfig cfg;
+  accel::StateDict sd;
+  at::Tensor x5, U;
+};
+
+inline MampSetup make_mamp_setup(int64_t clips, at::Device dev) {
+  MampSetup m;
+  ModelShape shape;
+  shape.decoder_depth = m.cfg.decoder_depth = 5;
+  shape.frames = 120, shape.joints = 25, shape.t_patch = m.cfg.t_patch = 4, shape.hacm = false;
+  for (auto& [k, a] : init_pretrain_params(shape, 7))
+    m.sd[k] = accel::to_tensor(a, at::kFloat).to(dev).requires_grad_(true);
+  const int64_t L = (shape.frames / shape.t_patch) * shape.joints;
+  m.x5 = accel::rng_uniform({clips, 3, shape.frames, 25, 2}, 11, dev, -1.0, 1.0);
+  m.U = accel::rng_uniform({clips * 2, L}, 12, dev);
+  return m;
+}
+
+// MAMP forward + backward arithmetic per clip (2 persons): per block 24·n·D² (qkv, proj, MLP) +
+// 4·n²·D (scores, weighted sum) on n tokens, the encoder on the K = 74 kept tokens, the decoder on
+// all L = 750; backward twice the forward. Embedding, decoder_embed and prediction head: < 0.3 %.
+inline double mamp_flop_per_clip(const accel::MampConfig& c, int64_t L) {
+  const double D = double(c.dim), n = double(L),
+               k = double(int64_t(double(L) * (1.0 - c.mask_ratio)));
+  auto block = [&](double t) { return 24 * t * D * D + 4 * t * t * D; };
+  return 3.0 * 2.0 * (double(c.depth) * block(k) + double(c.decoder_depth) * block(n));
 }
 
 // The downstream encoder's parameters of the paper's model (width 256, depth 8), seeded.
@@ -177,6 +210,34 @@ inline bool validate_golden_features() {
   return ok;
 }
 
+// Validation of the MAMP baseline: the float32 forward on the benchmark device reproduces the
+// golden loss of mamp_forward.npz (same bound as the HA-CM loss).
+inline bool validate_golden_mamp_loss() {
+  const std::string dir = golden_dir_with("mamp_forward.npz");
+  if (dir.empty()) return true;
+  at::Device dev = bench_device();
+  at::globalContext().setAllowTF32CuBLAS(false);
+  NpzReader g(dir + "/mamp_forward.npz");
+  // MAMP's own tensors over the blocks / norms of the HA-CM weight file (golden README §3.3).
+  accel::StateDict sd = accel::load_state_dict(dir + "/weights_hacm.npz", at::kFloat);
+  for (auto& [k, v] : accel::load_state_dict(dir + "/weights_mamp.npz", at::kFloat)) sd[k] = v;
+  for (auto& [k, v] : sd) v = v.to(dev);
+  accel::MampConfig cfg;
+  cfg.depth = g.get("cfg_depth").at_i64(0);
+  cfg.decoder_depth = g.get("cfg_decoder_depth").at_i64(0);
+  cfg.mask_ratio = g.get("mask_ratio").at_f64(0);
+  cfg.tau = g.get("motion_aware_tau").at_f64(0);
+  at::NoGradGuard no_grad;
+  accel::MampOutputs o =
+      accel::mamp_forward(sd, cfg, accel::to_tensor(g.get("x5"), at::kFloat).to(dev),
+                          accel::to_tensor(g.get("U"), at::kFloat).to(dev));
+  const double got = o.loss.item<double>(), ref = g.get("loss").at_f64(0);
+  const bool ok = std::fabs(got - ref) <= 1e-5 * std::fabs(ref);  // README §5 float32 loss bound
+  std::printf("validation on %s: MAMP loss %.9f vs golden %.9f -> %s\n",
+              dev.is_cuda() ? "cuda" : "cpu", got, ref, ok ? "OK" : "MISMATCH");
+  return ok;
+}
+
 // LibTorch's BLAS (the BLAS_INFO entry of its build configuration).
 inline std::string torch_blas() {
   const std::string cfg = at::show_config();
@@ -189,7 +250,8 @@ inline std::string torch_blas() {
 // main() of the accelerated benchmark binaries: validate, then run with the device and torch
 // version in the JSON context.
 inline int run_benchmarks(int argc, char** argv) {
-  if (!validate_golden_loss() || !validate_golden_features()) return 1;
+  if (!validate_golden_loss() || !validate_golden_features() || !validate_golden_mamp_loss())
+    return 1;
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("device", at::hasCUDA() ? "cuda" : "cpu");

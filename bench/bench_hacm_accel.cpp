@@ -14,6 +14,7 @@
 
 #include "accelerated/downstream.h"
 #include "accelerated/hacm.h"
+#include "accelerated/mamp.h"
 #include "accelerated/precision.h"
 #include "accelerated/train.h"
 #include "bench/accel_setup.h"
@@ -80,6 +81,36 @@ void BM_HacmPretrainStep(benchmark::State& state) {
                                   : "bf16") +
                  " " + variant + (small ? " small (64/2/1)" : " full (256/8/3)") +
                  (graph ? " cuda-graph" : ""));
+}
+
+// The MAMP baseline's pretraining step (forward + backward + AdamW with the authors' groups) at
+// the size of issue #6's measurement of the authors' code (decoder 5, 120 frames, 25 joints:
+// 176.7 ms fp32, 133.1 ms bf16 autocast at batch 64). range: clips, mode, graph.
+void BM_MampPretrainStep(benchmark::State& state) {
+  const int64_t clips = state.range(0);
+  const Mode mode = Mode(state.range(1));
+  const bool graph = state.range(2) == 1;
+  at::Device dev = bench_device();
+  if (!set_mode(state, dev, mode, clips > 8 || graph)) return;
+  MampSetup m = make_mamp_setup(clips, dev);
+  accel::AdamW opt(m.sd, accel::weight_decay_groups(m.sd, 0.05), 0.9, 0.95);
+  accel::GradStep grad_step(m.sd, precision(mode), graph, [&](const std::vector<at::Tensor>& in) {
+    return accel::mamp_forward(m.sd, m.cfg, in[0], in[1]).loss;
+  });
+  auto step = [&]() {
+    at::Tensor loss = grad_step.run({m.x5, m.U});
+    opt.step(1e-3);
+    return loss;
+  };
+  for (int i = 0; i < 3; ++i) step();  // warm-up (and the graph capture)
+  for (auto _ : state) benchmark::DoNotOptimize(step().item<float>());  // synchronises
+  state.counters["clips/s"] =
+      benchmark::Counter(double(clips), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["TFLOP/s"] =
+      benchmark::Counter(mamp_flop_per_clip(m.cfg, m.U.size(1)) * double(clips) / 1e12,
+                         benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(std::string(dev.is_cuda() ? "cuda " : "cpu ") + (mode == kBf16 ? "bf16" : "fp32") +
+                 " MAMP (256/8/5, 120 frames, 25 joints)" + (graph ? " cuda-graph" : ""));
 }
 
 // Where the step time goes: forward only, forward + backward, and the optimiser alone, at the
@@ -234,6 +265,16 @@ BENCHMARK(BM_FinetuneStep)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->ArgsProduct({{48}, {kFp32, kBf16}, {0, 1}});
+
+// MAMP: 2 clips fp32 on the CPU; the authors' batch (64) on CUDA, fp32 / bf16, eager / graph.
+BENCHMARK(BM_MampPretrainStep)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->ArgsProduct({{2}, {kFp32}, {0}});
+BENCHMARK(BM_MampPretrainStep)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->ArgsProduct({{64}, {kFp32, kBf16}, {0, 1}});
 
 BENCHMARK(BM_HacmPhase)
     ->Unit(benchmark::kMillisecond)

@@ -7,7 +7,7 @@
 //   * the kernels (CUDA) or operators (CPU; inclusive times, nested operators overlap) with the
 //     most time, their calls and share;
 // and writes the table (profile.md) and a Chrome trace (trace.json, for Perfetto) to --out.
-//   profile_step [--what pretrain|finetune|features] [--clips 64] [--mode fp32|tf32|bf16]
+//   profile_step [--what pretrain|mamp|finetune|features] [--clips 64] [--mode fp32|tf32|bf16]
 //                [--variant released|corrected]
 //                [--graph] [--small] [--steps 5] [--top 30] [--no-trace] [--out DIR]
 #include <ATen/ATen.h>
@@ -60,9 +60,10 @@ int main(int argc, char** argv) {
               sdp = "default", kernels_off;
   bool graph = false, small = false, no_trace = false, flush_denormal = false, no_custom = false;
   app.add_option("--what", what,
-                 "pretrain (HA-CM step) | finetune (the authors' fine-tuning step) | features "
-                 "(linear-probe features, no gradient)")
-      ->check(CLI::IsMember({"pretrain", "finetune", "features"}));
+                 "pretrain (HA-CM step) | mamp (the MAMP baseline's step, decoder 5, 120 frames) | "
+                 "finetune (the authors' fine-tuning step) | features (linear-probe features, no "
+                 "gradient)")
+      ->check(CLI::IsMember({"pretrain", "mamp", "finetune", "features"}));
   app.add_option("--clips", clips, "batch size in clips (2 persons each)")
       ->check(CLI::Range(1, 4096));
   app.add_option("--mode", mode, "fp32 | tf32 | bf16")
@@ -117,6 +118,7 @@ int main(int argc, char** argv) {
   accel::set_matmul_precision(prec);
   // The step to profile; its model, optimiser and inputs live as long as main().
   Setup s;
+  MampSetup m;
   FinetuneSetup f;
   accel::StateDict enc;
   std::unique_ptr<accel::AdamW> opt;
@@ -137,6 +139,19 @@ int main(int argc, char** argv) {
     };
     label = "HA-CM " + variant + " pretraining step, " +
             (small ? "small model (64/2/1)" : "full model (256/8/3)");
+  } else if (what == "mamp") {
+    m = make_mamp_setup(clips, dev);
+    opt = std::make_unique<accel::AdamW>(m.sd, accel::weight_decay_groups(m.sd, 0.05), 0.9, 0.95);
+    grad_step = std::make_unique<accel::GradStep>(
+        m.sd, prec, graph, [&](const std::vector<at::Tensor>& in) {
+          return accel::mamp_forward(m.sd, m.cfg, in[0], in[1]).loss;
+        });
+    step = [&] {
+      at::Tensor loss = grad_step->run({m.x5, m.U});
+      opt->step(1e-3);
+      return loss;
+    };
+    label = "MAMP pretraining step (256/8/5, 120 frames, 25 joints)";
   } else if (what == "finetune") {
     f = make_finetune_setup(clips, dev);
     opt = std::make_unique<accel::AdamW>(

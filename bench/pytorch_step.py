@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch's own (eager, Python) HA-CM `released` pretraining step, for the CPU comparison of
-issue #6: the same computation as accelerated/hacm.cpp written with torch ops from Python, so the
+issue #6: the same computation as accelerated/hacm.cpp (and the MAMP baseline's,
+accelerated/mamp.cpp) written with torch ops from Python, so the
 ratio "our C++ step / PyTorch step" at the same configuration measures what the C++ port costs or
 saves (Python dispatch, our kernels), not a different model.
 
@@ -9,7 +10,7 @@ the float32 loss with the golden selections injected must agree within 1e-5 rela
 the golden set, section 5). Then it times forward + backward + torch.optim.AdamW (foreach) on the
 CPU and prints one JSON line per configuration (median over repetitions).
 
-  .venv/bin/python bench/pytorch_step.py [--threads 2] [--reps 5] [--golden DIR] [--configs small,full]
+  .venv/bin/python bench/pytorch_step.py [--threads 2] [--reps 5] [--golden DIR] [--configs small,full,mamp]
 """
 import argparse
 import json
@@ -62,11 +63,11 @@ def block(x, p, pre, heads):
     return y + h
 
 
-def select(score, U, K, temperature, inject=None):
+def select(score, U, K, temperature, inject=None, descending=True):
     with torch.no_grad():
         sn = score / (temperature * score.max(-1, keepdim=True).values + 1e-10)
         key = torch.log(torch.softmax(sn, -1)) - torch.log(-torch.log(U + 1e-10) + 1e-10)
-        shuffle = inject if inject is not None else torch.sort(key, dim=-1, descending=True, stable=True).indices
+        shuffle = inject if inject is not None else torch.sort(key, dim=-1, descending=descending, stable=True).indices
         restore = torch.sort(shuffle, dim=-1, stable=True).indices
         m = torch.ones_like(score)
         m[:, :K] = 0
@@ -132,6 +133,38 @@ def hacm_released_loss(p, x5, Ut, Us, depth, dec_depth, heads, t_patch=3, inject
     return loss_rec + loss_cc
 
 
+def mamp_loss(p, x5, U, depth, dec_depth, heads, t_patch=4, mask_ratio=0.9, tau=0.8):
+    """The MAMP baseline's loss as accelerated/mamp.cpp computes it (motion-aware masking in
+    ascending Gumbel order, reconstruction of the frame-difference motion)."""
+    N, _, T, V, M = x5.shape
+    NM, d, TP = N * M, p["norm.weight"].shape[0], T // t_patch
+    L = TP * V
+    K = int(L * (1.0 - mask_ratio))
+    x = x5.permute(0, 4, 2, 3, 1).reshape(NM, T, V, 3)
+    patches = lambda y: y.reshape(NM, TP, t_patch, V, 3).permute(0, 1, 3, 2, 4).reshape(NM, TP, V, t_patch * 3)
+    with torch.no_grad():
+        P = patches(x)
+        dm = (P[:, 1:] - P[:, :-1]).abs()
+        motion_raw = torch.cat([dm[:, :1], dm], 1).mean(-1).reshape(NM, L)
+    keep, restore, mask = select(motion_raw, U, K, tau, descending=False)
+    E = (patch_embed(x, p["joints_embed.proj.weight"], p["joints_embed.proj.bias"]) + p["pos_embed"]
+         + p["temp_embed"]).reshape(NM, L, d)
+    z = rows(E, keep)
+    for i in range(depth):
+        z = block(z, p, f"blocks.{i}.", heads)
+    lat = F.layer_norm(z, (d,), p["norm.weight"], p["norm.bias"])
+    y = F.linear(lat, p["decoder_embed.weight"], p["decoder_embed.bias"])
+    dec = rows(torch.cat([y, p["mask_token"].expand(NM, L - K, d)], 1), restore)
+    dec = (dec.reshape(NM, TP, V, d) + p["decoder_pos_embed"] + p["decoder_temp_embed"]).reshape(NM, L, d)
+    for j in range(dec_depth):
+        dec = block(dec, p, f"decoder_blocks.{j}.", heads)
+    dec = F.layer_norm(dec, (d,), p["decoder_norm.weight"], p["decoder_norm.bias"])
+    pred = F.linear(dec, p["decoder_pred.weight"], p["decoder_pred.bias"])
+    t = patches(torch.cat([x[:, 1:] - x[:, :-1], torch.zeros_like(x[:, :1])], 1)).reshape(NM, L, -1)
+    tn = (t - t.mean(-1, keepdim=True)) / torch.sqrt(t.var(-1, keepdim=True) + 1e-6)
+    return (((pred - tn) ** 2).mean(-1) * mask).sum() / mask.sum()
+
+
 def validate(golden_dir):
     path = os.path.join(golden_dir, "hacm_forward.npz")
     if not os.path.exists(path):
@@ -146,19 +179,31 @@ def validate(golden_dir):
     ref = float(g["loss"])
     ok = abs(loss.item() - ref) <= 1e-5 * abs(ref)
     print(f"validation: loss {loss.item():.9f} vs golden {ref:.9f} -> {'OK' if ok else 'MISMATCH'}", file=sys.stderr)
-    return ok
+    g = np.load(os.path.join(golden_dir, "mamp_forward.npz"))
+    wm = np.load(os.path.join(golden_dir, "weights_mamp.npz"))
+    p.update({k: torch.tensor(wm[k], dtype=torch.float32) for k in wm.files})  # over the shared blocks
+    loss = mamp_loss(p, t("x5"), t("U"), int(g["cfg_depth"]), int(g["cfg_decoder_depth"]), int(g["cfg_heads"]),
+                     int(g["cfg_t_patch"]), float(g["mask_ratio"]), float(g["motion_aware_tau"]))
+    ref = float(g["loss"])
+    ok_mamp = abs(loss.item() - ref) <= 1e-5 * abs(ref)
+    print(f"validation: MAMP loss {loss.item():.9f} vs golden {ref:.9f} -> {'OK' if ok_mamp else 'MISMATCH'}",
+          file=sys.stderr)
+    return ok and ok_mamp
 
 
-def params(dim, depth, dec_depth, seed):
-    """Random parameters of the given size (timing does not depend on the values)."""
+def params(dim, depth, dec_depth, seed, mamp=False):
+    """Random parameters of the given size (timing does not depend on the values): HA-CM's (72
+    frames, patch 3, 18 joints) or MAMP's (120 frames, patch 4, 25 joints)."""
     gen = torch.Generator().manual_seed(seed)
     r = lambda *s: (torch.randn(*s, generator=gen) * 0.02)
-    p = {"joints_embed.proj.weight": r(dim, 3, 3, 1), "joints_embed.proj.bias": r(dim),
-         "pos_embed": r(1, 1, 18, dim), "temp_embed": r(1, 24, 1, dim), "mask_token_t": r(1, 1, dim),
-         "decoder_pos_embed": r(1, 1, 18, dim), "decoder_temp_embed": r(1, 24, 1, dim),
+    tp, TP, V = (4, 30, 25) if mamp else (3, 24, 18)
+    p = {"joints_embed.proj.weight": r(dim, 3, tp, 1), "joints_embed.proj.bias": r(dim),
+         "pos_embed": r(1, 1, V, dim), "temp_embed": r(1, TP, 1, dim),
+         "mask_token" if mamp else "mask_token_t": r(1, 1, dim),
+         "decoder_pos_embed": r(1, 1, V, dim), "decoder_temp_embed": r(1, TP, 1, dim),
          "norm.weight": 1 + r(dim), "norm.bias": r(dim), "decoder_norm.weight": 1 + r(dim), "decoder_norm.bias": r(dim),
          "decoder_embed.weight": r(dim, dim), "decoder_embed.bias": r(dim),
-         "decoder_pred.weight": r(9, dim), "decoder_pred.bias": r(9)}
+         "decoder_pred.weight": r(3 * tp, dim), "decoder_pred.bias": r(3 * tp)}
     for pre, n in (("blocks", depth), ("decoder_blocks", dec_depth)):
         for i in range(n):
             b = f"{pre}.{i}."
@@ -168,6 +213,8 @@ def params(dim, depth, dec_depth, seed):
                       b + "mlp.fc1.weight": r(4 * dim, dim), b + "mlp.fc1.bias": r(4 * dim),
                       b + "mlp.fc2.weight": r(dim, 4 * dim), b + "mlp.fc2.bias": r(dim)})
     trainable = {k: v.requires_grad_(True) for k, v in p.items()}
+    if mamp:
+        return p, trainable
     p["l1.weight"], p["l1.bias"], p["l2.weight"], p["l2.bias"] = r(dim, dim), r(dim), r(dim, dim), r(dim)
     return p, trainable
 
@@ -175,23 +222,26 @@ def params(dim, depth, dec_depth, seed):
 CONFIGS = {  # name: (dim, heads, depth, decoder depth, clips) -- bench_hacm_accel's CPU cases
     "small": (64, 4, 2, 1, 2),
     "full": (256, 8, 8, 3, 2),
+    "mamp": (256, 8, 8, 5, 2),  # BM_MampPretrainStep/2: MAMP at issue #6's size (decoder 5)
 }
 
 
 def time_step(name, reps, iters):
     dim, heads, depth, dec, clips = CONFIGS[name]
-    p, trainable = params(dim, depth, dec, 7)
+    mamp = name == "mamp"
+    p, trainable = params(dim, depth, dec, 7, mamp)
     decay = [v for k, v in trainable.items() if v.dim() > 1 and not k.endswith(".bias")]
     no_decay = [v for k, v in trainable.items() if not (v.dim() > 1 and not k.endswith(".bias"))]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=1e-3, betas=(0.9, 0.95))
     gen = torch.Generator().manual_seed(11)
-    x5 = torch.rand(clips, 3, 72, 25, 2, generator=gen) * 2 - 1
+    x5 = torch.rand(clips, 3, 120 if mamp else 72, 25, 2, generator=gen) * 2 - 1
     Ut, Us = torch.rand(2 * clips, 216, generator=gen), torch.rand(2 * clips, 216, generator=gen)
+    U = torch.rand(2 * clips, 750, generator=gen)
 
     def step():
         opt.zero_grad()
-        loss = hacm_released_loss(p, x5, Ut, Us, depth, dec, heads)
+        loss = mamp_loss(p, x5, U, depth, dec, heads) if mamp else hacm_released_loss(p, x5, Ut, Us, depth, dec, heads)
         loss.backward()
         opt.step()
         return loss.item()
@@ -214,7 +264,7 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--iters", type=int, default=5)
-    ap.add_argument("--configs", default="small,full")
+    ap.add_argument("--configs", default="small,full,mamp")
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--golden", default=os.environ.get("HACM_GOLDEN_DIR", os.path.join(here, "..", "..", "shared", "golden")))
     a = ap.parse_args()

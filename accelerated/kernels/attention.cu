@@ -323,19 +323,21 @@ void attention_backward(const void* qkv, const void* out, const void* dout, cons
   const int64_t d = kHd * heads;
   if (!attention_forward_supports(d, heads, B, N))
     throw std::invalid_argument("attention_backward: unsupported shape");
-  static const bool smem_ok = [] {  // the backward's shared memory is above the 48 KB default
-    return cudaFuncSetAttribute(attention_backward_kernel,
-                                cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                int(sizeof(BwdSmem))) == cudaSuccess;
-  }();
-  if (!smem_ok) throw std::runtime_error("attention_backward: shared memory attribute refused");
+  // The backward's shared memory is above the 48 KB default. The attribute belongs to the current
+  // device, so it is set on every call (a cheap host call, allowed during graph capture).
+  if (cudaFuncSetAttribute(attention_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           int(sizeof(BwdSmem))) != cudaSuccess)
+    throw std::runtime_error("attention_backward: shared memory attribute refused");
   const int64_t rows = B * N;
   const int threads = 256;
   attention_dot_kernel<<<unsigned((rows * heads + threads - 1) / threads), threads, 0, stream>>>(
       static_cast<const bf16*>(dout), static_cast<const bf16*>(out), dvec, rows, int(N),
       int(heads));
   check_launch("attention backward D");
-  cudaMemsetAsync(dq_acc, 0, size_t(rows * d) * sizeof(float), stream);
+  const cudaError_t zeroed = cudaMemsetAsync(dq_acc, 0, size_t(rows * d) * sizeof(float), stream);
+  if (zeroed != cudaSuccess)
+    throw std::runtime_error(std::string("attention backward dQ zeroing: ") +
+                             cudaGetErrorString(zeroed));
   const float scale = float(1.0 / std::sqrt(double(kHd)));
   const dim3 grid(unsigned((N + kKeys - 1) / kKeys), unsigned(heads), unsigned(B));
   attention_backward_kernel<<<grid, kWarps * 32, sizeof(BwdSmem), stream>>>(
