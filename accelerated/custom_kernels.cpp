@@ -1,5 +1,6 @@
 #include "accelerated/custom_kernels.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <mutex>

@@ -20,8 +20,8 @@ bool custom_kernels();
 
 // The custom paths, each with a name for --kernels-off / HACM_CUSTOM_KERNELS_OFF.
 enum class Kernel {
-  kLayerNorm,          // "layer_norm": fused LayerNorm (kernels/layer_norm.cu)
-  kAddLayerNorm,       // "add_layer_norm": its residual form (block_stack_forward)
+  kLayerNorm,          // "layer_norm": fused LayerNorm (kernels/layer_norm.cu), both forms
+  kAddLayerNorm,       // "add_layer_norm": its residual form (block_stack_forward) alone
   kColumnSum,          // "column_sum": bias gradients of linear_forward (kernels/column_sum.cu)
   kLinearGelu,         // "linear_gelu": fc1's GELU backward + bias gradient (kernels/gelu.cu)
   kExpmapProjection,   // "expmap_projection": the tokens' Poincaré map (kernels/hyperbolic.cu)

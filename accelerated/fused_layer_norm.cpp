@@ -65,6 +65,9 @@ struct FusedAddLayerNormFn : torch::autograd::Function<FusedAddLayerNormFn> {
                                                 const at::Tensor& w, const at::Tensor& b,
                                                 double eps, int64_t out_dtype) {
     const c10::cuda::CUDAGuard device(base.device());
+    // The sum's gradient stays undefined when the sum has no other consumer (the last norm of a
+    // stack) instead of a [rows, C] float32 tensor of zeros filled and read (autograd's default).
+    ctx->set_materialize_grads(false);
     const at::Tensor xc = base.contiguous(), rc = branch.contiguous(), wc = w.contiguous(),
                      bc = b.contiguous();
     const int64_t C = base.size(-1), rows = C ? base.numel() / C : 0;
@@ -147,10 +150,11 @@ at::Tensor fused_layer_norm(const at::Tensor& x, const at::Tensor& w, const at::
 bool fused_add_layer_norm_applies(const at::Tensor& base, const at::Tensor& branch,
                                   const at::Tensor& w, const at::Tensor& b,
                                   at::ScalarType out_dtype) {
-  return custom_kernel(Kernel::kAddLayerNorm) && kernel_takes(base, w, b, out_dtype) &&
-         base.scalar_type() == at::kFloat && branch.defined() &&
-         kernel_storable(branch.scalar_type()) && branch.device() == base.device() &&
-         branch.sizes() == base.sizes();
+  // The residual form runs the LayerNorm kernel too: layer_norm off turns it off as well.
+  return custom_kernel(Kernel::kLayerNorm) && custom_kernel(Kernel::kAddLayerNorm) &&
+         kernel_takes(base, w, b, out_dtype) && base.scalar_type() == at::kFloat &&
+         branch.defined() && kernel_storable(branch.scalar_type()) &&
+         branch.device() == base.device() && branch.sizes() == base.sizes();
 }
 
 std::pair<at::Tensor, at::Tensor> fused_add_layer_norm(const at::Tensor& base,

@@ -21,10 +21,14 @@ namespace hacm::accel {
 #ifdef HACM_CUDA_KERNELS
 namespace {
 
-// The operand type at::linear would compute in: the autocast type under CUDA autocast, else x's.
+// The operand type at::linear would compute in: the autocast type under CUDA autocast for
+// floating inputs autocast casts (float32, half, bf16; it leaves float64 alone), else x's.
 at::ScalarType compute_type(const at::Tensor& x) {
-  return at::autocast::is_autocast_enabled(at::kCUDA) ? at::autocast::get_autocast_dtype(at::kCUDA)
-                                                      : x.scalar_type();
+  const at::ScalarType t = x.scalar_type();
+  const bool cast = t == at::kFloat || t == at::kHalf || t == at::kBFloat16;
+  return cast && at::autocast::is_autocast_enabled(at::kCUDA)
+             ? at::autocast::get_autocast_dtype(at::kCUDA)
+             : t;
 }
 
 // Records the inputs' dtypes: the gradients go back in them (the operands were cast).

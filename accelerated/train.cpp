@@ -80,13 +80,15 @@ bool AdamW::fused_step(double lr) {
     for (const auto& n : groups_[i].names) {
       at::Tensor& p = params_.at(n);
       if (!p.grad().defined()) continue;
-      const at::Tensor& g = p.grad();
+      const at::Tensor &g = p.grad(), &m = m_.at(n), &v = v_.at(n);
       if (!dev) dev = p.device();
-      if (!p.is_cuda() || p.device() != *dev || p.scalar_type() != at::kFloat ||
-          g.scalar_type() != at::kFloat || g.device() != *dev || !p.is_contiguous() ||
-          !g.is_contiguous())
-        return false;
-      ps[i].push_back(p), gs[i].push_back(g), ms[i].push_back(m_[n]), vs[i].push_back(v_[n]);
+      // The fused kernel's rules (same device, dtype and dense layout for p, g, m, v): the
+      // composition below takes anything else.
+      auto fits = [&](const at::Tensor& t) {
+        return t.device() == *dev && t.scalar_type() == at::kFloat && t.is_contiguous();
+      };
+      if (!p.is_cuda() || !fits(p) || !fits(g) || !fits(m) || !fits(v)) return false;
+      ps[i].push_back(p), gs[i].push_back(g), ms[i].push_back(m), vs[i].push_back(v);
     }
   if (!dev) return true;  // no gradients: nothing to do (as the foreach path)
   if (!step_t_.defined() || step_t_.device() != *dev)

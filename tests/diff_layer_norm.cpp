@@ -292,6 +292,13 @@ TEST(DifferentialLayerNorm, CudaAddLayerNormAppliesOnlyToItsForm) {
   accel::set_custom_kernels(false);
   EXPECT_FALSE(accel::fused_add_layer_norm_applies(x, r, w, b, at::kBFloat16));
   accel::set_custom_kernels(true);
+  // The residual form runs the LayerNorm kernel: turning layer_norm off turns it off too.
+  accel::set_custom_kernels_off("layer_norm");
+  EXPECT_FALSE(accel::fused_add_layer_norm_applies(x, r, w, b, at::kBFloat16));
+  accel::set_custom_kernels_off("add_layer_norm");
+  EXPECT_FALSE(accel::fused_add_layer_norm_applies(x, r, w, b, at::kBFloat16));
+  EXPECT_TRUE(accel::fused_layer_norm_applies(x, w, b, at::kBFloat16));
+  accel::set_custom_kernels_off("");
 }
 
 // Without a GPU the fused kernel never applies (ATen's layer_norm runs); this part runs anywhere.

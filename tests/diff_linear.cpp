@@ -212,19 +212,24 @@ TEST(DifferentialLinear, CudaLinearGeluBf16MatchesReference) {
 
 // The fused backward against the unfused ATen path on CUDA (custom kernels off: at::linear, then
 // at::gelu with autograd's GeluBackward and sum): float32 arithmetic both, bound 1e-6 normwise.
+// Output widths: 256 (whole column blocks), 200 (a partial last block) and 99 (odd: the kernel
+// declines, ATen's GELU backward and the column sum run).
 TEST(DifferentialLinear, CudaLinearGeluAgreesWithAten) {
   REQUIRE_CUDA();
   strict_fp32();
   const at::Device dev(at::kCUDA);
-  Case c = make_case(1, 300, 64, 256, at::kFloat, 1200, true);
-  Got fused = run(c, dev, at::kFloat, true);
-  accel::set_custom_kernels(false);
-  Got aten = run(c, dev, at::kFloat, true);
-  accel::set_custom_kernels(true);
-  EXPECT_CLOSE_NORMWISE("y", to_vec(fused.y), to_vec(aten.y), 1e-6);
-  EXPECT_CLOSE_NORMWISE("dx", to_vec(fused.gx), to_vec(aten.gx), 1e-6);
-  EXPECT_CLOSE_NORMWISE("dw", to_vec(fused.gw), to_vec(aten.gw), 1e-6);
-  EXPECT_CLOSE_NORMWISE("db", to_vec(fused.gb), to_vec(aten.gb), 1e-6);
+  for (int64_t out : {int64_t(256), int64_t(200), int64_t(99)}) {
+    const std::string tag = "out " + std::to_string(out) + ": ";
+    Case c = make_case(1, 300, 64, out, at::kFloat, 1200 + uint64_t(out), true);
+    Got fused = run(c, dev, at::kFloat, true);
+    accel::set_custom_kernels(false);
+    Got aten = run(c, dev, at::kFloat, true);
+    accel::set_custom_kernels(true);
+    EXPECT_CLOSE_NORMWISE(tag + "y", to_vec(fused.y), to_vec(aten.y), 1e-6);
+    EXPECT_CLOSE_NORMWISE(tag + "dx", to_vec(fused.gx), to_vec(aten.gx), 1e-6);
+    EXPECT_CLOSE_NORMWISE(tag + "dw", to_vec(fused.gw), to_vec(aten.gw), 1e-6);
+    EXPECT_CLOSE_NORMWISE(tag + "db", to_vec(fused.gb), to_vec(aten.gb), 1e-6);
+  }
 }
 
 // On the CPU linear_gelu_forward is at::gelu(at::linear): identical bits, forward and backward;

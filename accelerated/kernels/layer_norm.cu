@@ -52,14 +52,14 @@ __global__ void __launch_bounds__(kWarps * 32)
   float sum = 0.f;
 #pragma unroll
   for (int j = 0; j < VPT; ++j) sum = __fadd_rn(sum, v[j]);
-  const float mean = warp_sum(sum) / float(C);
+  const float mean = __fdiv_rn(warp_sum(sum), float(C));
   float q = 0.f;  // two-pass variance from registers: no cancellation for large means
 #pragma unroll
   for (int j = 0; j < VPT; ++j) {
     const float d = __fsub_rn(v[j], mean);
     q = __fmaf_rn(d, d, q);
   }
-  const float rstd = rsqrtf(warp_sum(q) / float(C) + eps);
+  const float rstd = rsqrtf(__fadd_rn(__fdiv_rn(warp_sum(q), float(C)), eps));
   Ty* yr = y + row * C;
 #pragma unroll
   for (int j = 0; j < VPT; ++j) {
@@ -112,8 +112,8 @@ __global__ void __launch_bounds__(kWarps * 32)
       s1 = __fadd_rn(s1, g[j]);
       s2 = __fmaf_rn(g[j], xh[j], s2);
     }
-    s1 = warp_sum(s1) / float(C);
-    s2 = warp_sum(s2) / float(C);
+    s1 = __fdiv_rn(warp_sum(s1), float(C));
+    s2 = __fdiv_rn(warp_sum(s2), float(C));
     Tx* dxr = dx + row * C;
 #pragma unroll
     for (int j = 0; j < VPT; ++j) {
