@@ -98,7 +98,7 @@ TEST(DifferentialHyperbolic, DistanceForwardBackward) {
 // of the backward's scale derivative, around 1, and up to 8 (below float32 tanh saturation).
 TEST(DifferentialHyperbolic, CudaFusedExpmapProjectionMatchesReference) {
   REQUIRE_CUDA();
-  for (int64_t d : {int64_t(64), int64_t(256), int64_t(512)}) {
+  for (int64_t d : {int64_t(64), int64_t(128), int64_t(256), int64_t(512)}) {
     ref::Tensor<double> x = ball_inputs(4000, d, 505 + uint64_t(d), 8.0);
     const double special[] = {0.0, 1e-3, 0.05, 0.0999, 0.1001, 0.5, 1.0};
     for (int r = 0; r < 7; ++r) {  // rescale rows 1..7 to the special norms (row 0 stays 0)

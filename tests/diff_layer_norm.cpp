@@ -79,7 +79,7 @@ Got run_fused(const Case& c, c10::ScalarType x_dtype, c10::ScalarType out_dtype,
 // tokens of a 64-clip step).
 TEST(DifferentialLayerNorm, CudaFloat32MatchesReference) {
   REQUIRE_CUDA();
-  for (int64_t C : {64, 256, 512})
+  for (int64_t C : {64, 128, 256, 512})  // every compiled width (kernels/rows.cuh)
     for (int64_t rows : {int64_t(1), int64_t(7), int64_t(1000), int64_t(55296)}) {
       if (C != 256 && rows > 1000) continue;
       const std::string tag = "C=" + std::to_string(C) + " rows=" + std::to_string(rows);
@@ -231,26 +231,31 @@ AddGot run_add(const AddCase& c, c10::ScalarType r_dtype, c10::ScalarType out_dt
 }  // namespace
 
 // Against the float64 reference: a bf16 branch and bf16 LayerNorm output / gradient (the autocast
-// form of every block) and float32 throughout; rows = one decoder LayerNorm of a 64-clip step.
+// form of every block) and float32 throughout; rows = one decoder LayerNorm of a 64-clip step at
+// width 256, 1,000 rows at the other widths.
 TEST(DifferentialLayerNorm, CudaAddLayerNormMatchesReference) {
   REQUIRE_CUDA();
-  for (bool bf16 : {true, false}) {
-    const auto t = bf16 ? at::kBFloat16 : at::kFloat;
-    const std::string tag = bf16 ? "bf16 branch / output: " : "float32: ";
-    AddCase c = make_add_case(55296, 256, t, t, bf16 ? 1100 : 1200);
-    AddGot g = run_add(c, t, t, t, /*with_gs=*/true, /*fused=*/true);
-    // The sum is x + r rounded once to float32: 1e-6 normwise.
-    EXPECT_CLOSE_NORMWISE(tag + "sum", to_vec(g.sum), c.sum.data, 1e-6);
-    // y: float32 arithmetic (1e-5), or one bf16 rounding (2^-9: 4e-3).
-    EXPECT_CLOSE_NORMWISE(tag + "y", to_vec(g.y), c.y.data, bf16 ? 4e-3 : 1e-5);
-    // The stream's gradient is float32 arithmetic on exact inputs: 1e-5; the branch's is the
-    // same value rounded to the branch's type (4e-3 for bf16).
-    EXPECT_CLOSE_NORMWISE(tag + "d stream", to_vec(g.gx), c.gsum.data, 1e-5);
-    EXPECT_CLOSE_NORMWISE(tag + "d branch", to_vec(g.gr), c.gsum.data, bf16 ? 4e-3 : 1e-5);
-    // Weight / bias gradients: float32 sums over 55,296 rows (as the plain form): 1e-5.
-    EXPECT_CLOSE_NORMWISE(tag + "dw", to_vec(g.gw), c.g.w.data, 1e-5);
-    EXPECT_CLOSE_NORMWISE(tag + "db", to_vec(g.gb), c.g.b.data, 1e-5);
-  }
+  // Width 256 at the step's row count; the other compiled widths with a partial last block.
+  for (int64_t C : {int64_t(256), int64_t(64), int64_t(128), int64_t(512)})
+    for (bool bf16 : {true, false}) {
+      const auto t = bf16 ? at::kBFloat16 : at::kFloat;
+      const std::string tag =
+          "C=" + std::to_string(C) + (bf16 ? " bf16 branch / output: " : " float32: ");
+      const int64_t rows = C == 256 ? 55296 : 1000;
+      AddCase c = make_add_case(rows, C, t, t, (bf16 ? 1100 : 1200) + uint64_t(C));
+      AddGot g = run_add(c, t, t, t, /*with_gs=*/true, /*fused=*/true);
+      // The sum is x + r rounded once to float32: 1e-6 normwise.
+      EXPECT_CLOSE_NORMWISE(tag + "sum", to_vec(g.sum), c.sum.data, 1e-6);
+      // y: float32 arithmetic (1e-5), or one bf16 rounding (2^-9: 4e-3).
+      EXPECT_CLOSE_NORMWISE(tag + "y", to_vec(g.y), c.y.data, bf16 ? 4e-3 : 1e-5);
+      // The stream's gradient is float32 arithmetic on exact inputs: 1e-5; the branch's is the
+      // same value rounded to the branch's type (4e-3 for bf16).
+      EXPECT_CLOSE_NORMWISE(tag + "d stream", to_vec(g.gx), c.gsum.data, 1e-5);
+      EXPECT_CLOSE_NORMWISE(tag + "d branch", to_vec(g.gr), c.gsum.data, bf16 ? 4e-3 : 1e-5);
+      // Weight / bias gradients: float32 sums over 55,296 rows (as the plain form): 1e-5.
+      EXPECT_CLOSE_NORMWISE(tag + "dw", to_vec(g.gw), c.g.w.data, 1e-5);
+      EXPECT_CLOSE_NORMWISE(tag + "db", to_vec(g.gb), c.g.b.data, 1e-5);
+    }
 }
 
 // The fusion changes no bit: forward and every gradient equal those of `x + r` followed by the

@@ -71,47 +71,55 @@ TEST(DifferentialTransformer, BlockStackIsBlocksThenNorm) {
   s.decoder_depth = 1;
   s.frames = 12;
   const auto params = init_pretrain_params(s, 91);
+  // Drop path (the fine-tuning encoder's stochastic depth): the same masks in both runs, from
+  // torch's generator seeded alike and drawn in the same order.
+  const std::vector<double> rates{0.1, 0.2, 0.3};
   for (at::Device dev : test_devices())
-    for (bool bf16 : {false, true}) {
-      if (bf16 && !dev.is_cuda()) continue;
-      if (dev.is_cuda()) strict_fp32();
-      const std::string tag = std::string(dev_name(dev)) + (bf16 ? " bf16" : "");
-      auto run = [&](bool stacked) {
-        accel::StateDict sd;
-        for (const auto& [n, a] : params) {
-          if (n.rfind("blocks.", 0) != 0 && n.rfind("norm.", 0) != 0) continue;
-          at::Tensor t = accel::to_tensor(a, at::kFloat);
-          // Off the 1 / 0 init of the LayerNorms and biases, the same values for both runs.
-          if (t.dim() == 1) t = t + 0.1 * at::arange(t.numel(), t.options()).sin();
-          sd[n] = t.to(dev).requires_grad_(true);
-        }
-        at::Tensor x = to_at(ref_randn({2, 20, 64}, 93), at::kFloat, dev).requires_grad_(true);
-        at::Tensor y;
-        {
-          accel::Autocast ac(bf16 ? accel::Precision::kBf16 : accel::Precision::kFp32, dev);
-          if (stacked) {
-            y = accel::block_stack_forward(x, sd, "blocks.", 3, 4, "norm.", false);
-          } else {
-            at::Tensor z = x;
-            for (int i = 0; i < 3; ++i)
-              z = accel::block_forward(z, sd, "blocks." + std::to_string(i) + ".", 4);
-            y = accel::layer_norm_forward(z, sd.at("norm.weight"), sd.at("norm.bias"));
+    for (bool bf16 : {false, true})
+      for (bool drop : {false, true}) {
+        if (bf16 && !dev.is_cuda()) continue;
+        if (dev.is_cuda()) strict_fp32();
+        const std::string tag =
+            std::string(dev_name(dev)) + (bf16 ? " bf16" : "") + (drop ? " drop path" : "");
+        auto run = [&](bool stacked) {
+          at::manual_seed(5);
+          accel::StateDict sd;
+          for (const auto& [n, a] : params) {
+            if (n.rfind("blocks.", 0) != 0 && n.rfind("norm.", 0) != 0) continue;
+            at::Tensor t = accel::to_tensor(a, at::kFloat);
+            // Off the 1 / 0 init of the LayerNorms and biases, the same values for both runs.
+            if (t.dim() == 1) t = t + 0.1 * at::arange(t.numel(), t.options()).sin();
+            sd[n] = t.to(dev).requires_grad_(true);
           }
+          at::Tensor x = to_at(ref_randn({2, 20, 64}, 93), at::kFloat, dev).requires_grad_(true);
+          at::Tensor y;
+          {
+            accel::Autocast ac(bf16 ? accel::Precision::kBf16 : accel::Precision::kFp32, dev);
+            if (stacked) {
+              y = accel::block_stack_forward(x, sd, "blocks.", 3, 4, "norm.", false,
+                                             drop ? rates : std::vector<double>{});
+            } else {
+              at::Tensor z = x;
+              for (int i = 0; i < 3; ++i)
+                z = accel::block_forward(z, sd, "blocks." + std::to_string(i) + ".", 4,
+                                         drop ? rates[size_t(i)] : 0.0);
+              y = accel::layer_norm_forward(z, sd.at("norm.weight"), sd.at("norm.bias"));
+            }
+          }
+          y.backward(to_at(ref_randn({2, 20, 64}, 94), at::kFloat, dev).to(y.scalar_type()));
+          std::map<std::string, at::Tensor> out{{"y", y.detach()}, {"dx", x.grad()}};
+          for (const auto& [n, t] : sd) out["d " + n] = t.grad();
+          return out;
+        };
+        const auto a = run(true), b = run(false);
+        ASSERT_EQ(a.size(), b.size());
+        EXPECT_TRUE(at::equal(a.at("y"), b.at("y"))) << tag << " forward";
+        for (const auto& [n, t] : a) {
+          ASSERT_TRUE(t.defined()) << tag << " " << n;
+          if (dev.is_cuda())
+            EXPECT_CLOSE_NORMWISE(tag + " " + n, to_vec(t), to_vec(b.at(n)), 1e-6);
+          else
+            EXPECT_TRUE(at::equal(t, b.at(n))) << tag << " " << n;
         }
-        y.backward(to_at(ref_randn({2, 20, 64}, 94), at::kFloat, dev).to(y.scalar_type()));
-        std::map<std::string, at::Tensor> out{{"y", y.detach()}, {"dx", x.grad()}};
-        for (const auto& [n, t] : sd) out["d " + n] = t.grad();
-        return out;
-      };
-      const auto a = run(true), b = run(false);
-      ASSERT_EQ(a.size(), b.size());
-      EXPECT_TRUE(at::equal(a.at("y"), b.at("y"))) << tag << " forward";
-      for (const auto& [n, t] : a) {
-        ASSERT_TRUE(t.defined()) << tag << " " << n;
-        if (dev.is_cuda())
-          EXPECT_CLOSE_NORMWISE(tag + " " + n, to_vec(t), to_vec(b.at(n)), 1e-6);
-        else
-          EXPECT_TRUE(at::equal(t, b.at(n))) << tag << " " << n;
       }
-    }
 }
