@@ -3,13 +3,21 @@
 //   small: width 64, 4 heads, depth 2 / decoder 1 (the golden gradient model), N = 2 clips;
 //   full:  width 256, 8 heads, depth 8 / decoder 3 (the paper's model), N = 2 clips.
 // T = 72, M = 2 persons. Initial weights from core/model_init.h, inputs from our generator.
-// Counter: clips/s. Before timing, the step's loss is checked finite and its gradient non-zero.
+// Counter: clips/s. Before any timing, main() checks the reference forward against the authors'
+// golden loss (hacm_forward.npz) in double and in float (a fast wrong step is not a result); each
+// benchmark then checks its own step's loss finite and its gradient non-zero.
 #include <benchmark/benchmark.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "core/model_init.h"
+#include "core/npz.h"
+#include "core/provenance.h"
 #include "core/rng.h"
 #include "reference/hacm_model.h"
 
@@ -83,4 +91,56 @@ BENCHMARK(BM_ReferenceStep<double>)
     ->ArgName("full")
     ->Unit(benchmark::kMillisecond)
     ->Iterations(2);
-BENCHMARK_MAIN();
+namespace {
+
+// The golden forward case through the reference: double without injection (README §5: loss
+// 1e-10 relative), float with the golden selections injected (loss 1e-5 relative). True when the
+// golden files are absent (with a message).
+bool validate_golden_loss() {
+  const char* gd = std::getenv("HACM_GOLDEN_DIR");
+  const std::string dir = gd && *gd ? gd : std::string(HACM_SOURCE_DIR) + "/../shared/golden";
+  const std::string path = dir + "/hacm_forward.npz";
+  if (FILE* f = std::fopen(path.c_str(), "rb")) {
+    std::fclose(f);
+  } else {
+    std::printf("validation skipped: %s not found\n", path.c_str());
+    return true;
+  }
+  NpzReader r(path);
+  ref::HacmConfig cfg;
+  cfg.heads = int(r.get("cfg_heads").at_i64(0));
+  cfg.logit_scale = r.get("cfg_t_logit_scale").at_f64(0);
+  const double golden = r.get("loss").at_f64(0);
+  auto wd =
+      ref::HacmWeights<double>::load(ref::load_checkpoint<double>(dir + "/weights_hacm.npz"), cfg);
+  const double ld = ref::hacm_forward(ref::from_ndarray<double>(r.get("x5")),
+                                      ref::from_ndarray<double>(r.get("U_t")),
+                                      ref::from_ndarray<double>(r.get("U_s")), wd, cfg)
+                        .loss;
+  auto wf =
+      ref::HacmWeights<float>::load(ref::load_checkpoint<float>(dir + "/weights_hacm.npz"), cfg);
+  std::vector<int64_t> ot = r.get("ids_shuffle_t").to_i64(), os = r.get("ids_shuffle_s").to_i64();
+  const double lf = ref::hacm_forward(ref::from_ndarray<float>(r.get("x5")),
+                                      ref::from_ndarray<float>(r.get("U_t")),
+                                      ref::from_ndarray<float>(r.get("U_s")), wf, cfg, &ot, &os)
+                        .loss;
+  const bool ok_d = std::fabs(ld - golden) <= 1e-10 * std::fabs(golden);
+  const bool ok_f = std::fabs(lf - golden) <= 1e-5 * std::fabs(golden);
+  std::printf("validation: reference loss double %.12f, float %.9f vs golden %.12f -> %s / %s\n",
+              ld, lf, golden, ok_d ? "OK" : "MISMATCH", ok_f ? "OK" : "MISMATCH");
+  return ok_d && ok_f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!validate_golden_loss()) return 1;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  const std::string commit = source_commit(HACM_SOURCE_DIR);
+  benchmark::AddCustomContext("git_commit", commit.empty() ? "unknown" : commit);
+  benchmark::AddCustomContext("backend", "reference (Eigen, single-threaded)");
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
