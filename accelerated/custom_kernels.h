@@ -28,6 +28,8 @@ enum class Kernel {
   kFusedAdamW,         // "fused_adamw": torch's fused AdamW (accel::AdamW)
   kAttentionForward,   // "attention_forward": no-gradient attention (kernels/attention.cu)
   kAttentionTraining,  // "attention_training": attention with its backward (kernels/attention.cu)
+  kAttentionMma,       // "attention_mma": both attention paths' forward with the softmax in
+                       // registers (mma.sync); off: the WMMA forward kernel
 };
 // Every name, in the enum's order.
 const std::vector<std::string>& custom_kernel_names();

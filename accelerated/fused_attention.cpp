@@ -44,7 +44,8 @@ at::Tensor run_forward(const at::Tensor& qkv, int64_t heads, at::Tensor* lse) {
   at::Tensor out = at::empty({B, N, d}, qkv.options());
   if (lse) *lse = at::empty({B, heads, N}, qkv.options().dtype(at::kFloat));
   cuda::attention_forward(qkv.data_ptr(), out.data_ptr(), B, N, heads,
-                          at::cuda::getCurrentCUDAStream(), lse ? lse->data_ptr<float>() : nullptr);
+                          at::cuda::getCurrentCUDAStream(), lse ? lse->data_ptr<float>() : nullptr,
+                          custom_kernel(Kernel::kAttentionMma));
   return out;
 }
 

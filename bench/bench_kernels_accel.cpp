@@ -57,6 +57,12 @@ struct Error {
 // True when every error is finite and within its bound, with *msg = "validation <name> <value>,
 // ..."; else the benchmark is skipped with `what` and the errors (a fast wrong kernel is not a
 // result).
+// Custom kernels turned off by name for one benchmark's lifetime (all back on afterwards).
+struct KernelsOff {
+  explicit KernelsOff(const std::string& csv) { accel::set_custom_kernels_off(csv); }
+  ~KernelsOff() { accel::set_custom_kernels_off(""); }
+};
+
 bool validated(benchmark::State& state, const std::string& what, const std::vector<Error>& errors,
                std::string* msg) {
   bool ok = true;
@@ -291,10 +297,12 @@ at::Tensor attention_double(const at::Tensor& qkv, int64_t heads) {
 
 // Attention without gradient at the feature pass's shape (128 clips x 2 persons = 256 sequences
 // of 432 tokens, 8 heads of 32, bf16): impl 0 = at::scaled_dot_product_attention on q, k, v viewed
-// out of qkv (ATen's choice of backend, as attention_forward), 1 = the forward kernel
-// (kernels/attention.cu). Validated first against float64 attention on the same values.
+// out of qkv (ATen's choice of backend, as attention_forward), 1 = the forward kernel with the
+// softmax in registers (kernels/attention.cu, mma.sync), 2 = the WMMA forward kernel
+// (attention_mma off). Validated first against float64 attention on the same values.
 void BM_AttentionForward(benchmark::State& state) {
-  const bool fused = state.range(0) == 1;
+  const bool fused = state.range(0) >= 1, wmma = state.range(0) == 2;
+  const KernelsOff off(wmma ? "attention_mma" : "");
   at::Device dev = at::kCPU;
   if (!cuda_device(state, &dev)) return;
   constexpr int64_t kB = 256, kN = 432, kHeads = 8, kD = 256;
@@ -318,17 +326,26 @@ void BM_AttentionForward(benchmark::State& state) {
   // Scores per run: sequences x heads x N x N; the exp floor of an H100 is ~3.7 G per ms.
   state.counters["Gscores/s"] = benchmark::Counter(double(kB * kHeads * kN * kN) * 1e-9,
                                                    benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string(fused ? "forward kernel (head dim 32)" : "ATen SDPA") +
+  state.SetLabel(std::string(wmma    ? "WMMA forward kernel (head dim 32)"
+                             : fused ? "register-softmax forward kernel (head dim 32)"
+                                     : "ATen SDPA") +
                  ", 256 x 432 tokens, 8 heads, bf16, no gradient; " + msg);
 }
-BENCHMARK(BM_AttentionForward)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_AttentionForward)
+    ->Arg(0)
+    ->Arg(1)
+    ->Arg(2)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // Attention forward + backward at a decoder layer's shape in the 64-clip step (128 sequences x
 // 432 tokens, 8 heads of 32, bf16): impl 0 = SDPA on q, k, v viewed out of qkv (autograd: the
 // backward ends in split's concatenation of dq, dk, dv), 1 = the training kernels (the packed
-// gradient of qkv directly). Validated first: output and gradient against float64 on 8 sequences.
+// gradient of qkv directly; the forward with the softmax in registers), 2 = the same with the WMMA
+// forward. Validated first: output and gradient against float64 on 8 sequences.
 void BM_AttentionTraining(benchmark::State& state) {
-  const bool fused = state.range(0) == 1;
+  const bool fused = state.range(0) >= 1, wmma = state.range(0) == 2;
+  const KernelsOff off(wmma ? "attention_mma" : "");
   at::Device dev = at::kCPU;
   if (!cuda_device(state, &dev)) return;
   constexpr int64_t kB = 128, kN = 432, kHeads = 8, kD = 256;
@@ -359,10 +376,17 @@ void BM_AttentionTraining(benchmark::State& state) {
       state, dev, [&] { run(fused); }, 0);
   state.counters["Gscores/s"] = benchmark::Counter(double(kB * kHeads * kN * kN) * 1e-9,
                                                    benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string(fused ? "training kernels (head dim 32)" : "ATen SDPA + split") +
+  state.SetLabel(std::string(wmma    ? "training kernels, WMMA forward (head dim 32)"
+                             : fused ? "training kernels (head dim 32)"
+                                     : "ATen SDPA + split") +
                  ", 128 x 432 tokens, 8 heads, bf16, forward + backward; " + msg);
 }
-BENCHMARK(BM_AttentionTraining)->Arg(0)->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_AttentionTraining)
+    ->Arg(0)
+    ->Arg(1)
+    ->Arg(2)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // Bias-gradient reduction alone: ATen's as autograd runs it under autocast (bf16 in, bf16 out,
 // float32 accumulation inside) against accel::column_sum (the kernel; float32 out), at the row

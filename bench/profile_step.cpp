@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
                  "custom kernels to turn off alone, comma-separated (names in "
                  "accelerated/custom_kernels.h: layer_norm, add_layer_norm, column_sum, "
                  "linear_gelu, expmap_projection, fused_adamw, attention_forward, "
-                 "attention_training), for A/B of one of them");
+                 "attention_training, attention_mma), for A/B of one of them");
   app.add_flag("--no-trace", no_trace, "write only profile.md (traces of big steps take MBs)");
   app.add_option("--out", out, "directory for profile.md and trace.json");
   CLI11_PARSE(app, argc, argv);

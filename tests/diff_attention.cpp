@@ -48,22 +48,30 @@ accel::StateDict attention_params(int64_t d, const at::TensorOptions& opt) {
 // Token counts around the 64-key tiles (1, 7, 63, 64, 65, 86 = an encoder's kept tokens, 432 = a
 // decoder's / the feature pass's tokens) and the model's 8 heads; scores spread over ~±6 (q, k of
 // std 1.5) so the softmax is far from uniform.
+// Both forward kernels: the one with the softmax in registers (mma.sync, the default) and the
+// WMMA one (attention_mma off).
 TEST(DifferentialAttention, CudaForwardMatchesDouble) {
   REQUIRE_CUDA();
   at::NoGradGuard no_grad;
   const auto opt = at::TensorOptions().device(at::kCUDA);
-  at::manual_seed(7);
-  for (int64_t n : {1, 7, 63, 64, 65, 86, 432}) {
-    const int64_t B = 3, heads = 8, d = 256;
-    at::Tensor qkv = (at::randn({B, n, 3 * d}, opt) * 1.5).to(at::kBFloat16);
-    ASSERT_TRUE(accel::fused_attention_applies(qkv, heads));
-    const at::Tensor got = accel::fused_attention(qkv, heads);
-    EXPECT_EQ(got.scalar_type(), at::kBFloat16);
-    const at::Tensor want = attention_double(qkv, heads);
-    // P rounded to bf16 before P V (as FlashAttention does; relative 2^-9 per weight, averaging
-    // over the keys) and the output rounded to bf16 once (2^-9): bound 8e-3 normwise.
-    EXPECT_CLOSE_NORMWISE("n=" + std::to_string(n), to_vec(got), to_vec(want), 8e-3);
+  for (const std::string off : {"", "attention_mma"}) {
+    at::manual_seed(7);
+    accel::set_custom_kernels_off(off);
+    for (int64_t n : {1, 7, 63, 64, 65, 86, 432}) {
+      const int64_t B = 3, heads = 8, d = 256;
+      at::Tensor qkv = (at::randn({B, n, 3 * d}, opt) * 1.5).to(at::kBFloat16);
+      ASSERT_TRUE(accel::fused_attention_applies(qkv, heads));
+      const at::Tensor got = accel::fused_attention(qkv, heads);
+      EXPECT_EQ(got.scalar_type(), at::kBFloat16);
+      const at::Tensor want = attention_double(qkv, heads);
+      // P rounded to bf16 before P V (as FlashAttention does; relative 2^-9 per weight, averaging
+      // over the keys) and the output rounded to bf16 once (2^-9): bound 8e-3 normwise (a
+      // float32 emulation of the register kernel's fragments gives <= 8.2e-4).
+      EXPECT_CLOSE_NORMWISE((off.empty() ? "mma n=" : "wmma n=") + std::to_string(n), to_vec(got),
+                            to_vec(want), 8e-3);
+    }
   }
+  accel::set_custom_kernels_off("");
 }
 
 // attention_forward (the block's attention with its projections) takes the kernel without
@@ -107,32 +115,37 @@ TEST(DifferentialAttention, CudaNoGradPathAgreesWithSdpa) {
 TEST(DifferentialAttention, CudaTrainingMatchesDouble) {
   REQUIRE_CUDA();
   const auto opt = at::TensorOptions().device(at::kCUDA);
-  at::manual_seed(9);
-  for (int64_t n : {7, 64, 65, 86, 432}) {
-    const int64_t B = 3, heads = 8, d = 256;
-    const at::Tensor base = (at::randn({B, n, 3 * d}, opt) * 1.5).to(at::kBFloat16);
-    const at::Tensor dout = at::randn({B, n, d}, opt).to(at::kBFloat16);
-    at::Tensor qkv = base.clone().requires_grad_(true);
-    ASSERT_TRUE(accel::fused_attention_training_applies(qkv, heads));
-    at::Tensor out = accel::fused_attention_training(qkv, heads);
-    out.backward(dout);
-    at::Tensor ref_in = base.to(at::kDouble).requires_grad_(true);
-    at::Tensor ref_out = attention_double(ref_in, heads);
-    ref_out.backward(dout.to(at::kDouble));
-    const std::string tag = "n=" + std::to_string(n) + " ";
-    // Forward: as the forward-only kernel (8e-3). Gradients: P and dS rounded to bf16 before
-    // their products, then the results rounded to bf16; a float32 emulation of the scheme gives
-    // up to 6.3e-3: bound 1.5e-2 normwise for each of dq, dk, dv.
-    EXPECT_CLOSE_NORMWISE(tag + "out", to_vec(out), to_vec(ref_out), 8e-3);
-    const at::Tensor g = qkv.grad(), gr = ref_in.grad();
-    ASSERT_EQ(g.scalar_type(), at::kBFloat16);
-    for (int part = 0; part < 3; ++part)
-      EXPECT_CLOSE_NORMWISE(tag + (part == 0   ? "dq"
-                                   : part == 1 ? "dk"
-                                               : "dv"),
-                            to_vec(g.narrow(2, part * d, d)), to_vec(gr.narrow(2, part * d, d)),
-                            1.5e-2);
+  for (const std::string off : {"", "attention_mma"}) {  // the backward after either forward
+    at::manual_seed(9);
+    accel::set_custom_kernels_off(off);
+    for (int64_t n : {7, 64, 65, 86, 432}) {
+      const int64_t B = 3, heads = 8, d = 256;
+      const at::Tensor base = (at::randn({B, n, 3 * d}, opt) * 1.5).to(at::kBFloat16);
+      const at::Tensor dout = at::randn({B, n, d}, opt).to(at::kBFloat16);
+      at::Tensor qkv = base.clone().requires_grad_(true);
+      ASSERT_TRUE(accel::fused_attention_training_applies(qkv, heads));
+      at::Tensor out = accel::fused_attention_training(qkv, heads);
+      out.backward(dout);
+      at::Tensor ref_in = base.to(at::kDouble).requires_grad_(true);
+      at::Tensor ref_out = attention_double(ref_in, heads);
+      ref_out.backward(dout.to(at::kDouble));
+      const std::string tag =
+          (off.empty() ? "mma " : "wmma ") + std::string("n=") + std::to_string(n) + " ";
+      // Forward: as the forward-only kernel (8e-3). Gradients: P and dS rounded to bf16 before
+      // their products, then the results rounded to bf16; a float32 emulation of the scheme gives
+      // up to 6.3e-3: bound 1.5e-2 normwise for each of dq, dk, dv.
+      EXPECT_CLOSE_NORMWISE(tag + "out", to_vec(out), to_vec(ref_out), 8e-3);
+      const at::Tensor g = qkv.grad(), gr = ref_in.grad();
+      ASSERT_EQ(g.scalar_type(), at::kBFloat16);
+      for (int part = 0; part < 3; ++part)
+        EXPECT_CLOSE_NORMWISE(tag + (part == 0   ? "dq"
+                                     : part == 1 ? "dk"
+                                                 : "dv"),
+                              to_vec(g.narrow(2, part * d, d)), to_vec(gr.narrow(2, part * d, d)),
+                              1.5e-2);
+    }
   }
+  accel::set_custom_kernels_off("");
 }
 
 // The block attention with its projections under bf16 autocast, forward and backward: the

@@ -160,6 +160,161 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
+// ---- forward with the softmax in registers (FlashAttention-2's register scheme): the same
+// blocking (64 queries, four warps of 16, key tiles of 64), but S = Q Kᵀ and P V by mma.sync
+// m16n8k16 with PTX's documented fragment layouts, so S stays in the accumulator registers, the
+// row max and sum take two quad shuffles, and P goes from S's accumulators into P V's A operand
+// without shared memory (the accumulator of two adjacent 8-key tiles has the A operand's layout
+// for 16 keys). Shared memory holds Q, K and V transposed (14.7 KB, against 41 KB above).
+
+constexpr int kLdVt = kKeys + 8;  // Vᵀ rows [dim][key] (bf16): 4-byte fragment loads, no conflicts
+
+struct __align__(16) MmaSmem {
+  bf16 q[kQ * kLdX];
+  bf16 k[kKeys * kLdX];
+  bf16 vt[kHd * kLdVt];
+};
+
+__device__ __forceinline__ uint32_t ld32(const bf16* p) {
+  return *reinterpret_cast<const uint32_t*>(p);
+}
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);  // .x (lo) in the low half
+  return *reinterpret_cast<const uint32_t*>(&v);
+}
+
+// d (16 x 8, float32) += a (16 x 16, bf16) b (16 x 8, bf16). Lane l holds, with g = l / 4 and
+// t = l % 4: a = {(g, 2t..2t+1), (g+8, 2t..), (g, 2t+8..), (g+8, 2t+8..)} (row, column pairs), b =
+// {(2t..2t+1, g), (2t+8.., g)} (row pairs, column), d = {(g, 2t), (g, 2t+1), (g+8, 2t), (g+8,
+// 2t+1)}; in each 32-bit register the lower-indexed element sits in the low half.
+__device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                         uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Part `which` (v) of 64 tokens from r0, transposed: dst[dim * kLdVt + token] (zero past n).
+__device__ __forceinline__ void load_tile_t(bf16* dst, const bf16* seq, int64_t row_stride,
+                                            int part_offset, int r0, int n) {
+  for (int i = threadIdx.x; i < kKeys * 4; i += kWarps * 32) {
+    const int r = i >> 2, c = (i & 3) * 8;
+    uint4 val = make_uint4(0u, 0u, 0u, 0u);
+    if (r0 + r < n)
+      val = *reinterpret_cast<const uint4*>(seq + int64_t(r0 + r) * row_stride + part_offset + c);
+    const bf16* e = reinterpret_cast<const bf16*>(&val);
+#pragma unroll
+    for (int j = 0; j < 8; ++j) dst[(c + j) * kLdVt + r] = e[j];
+  }
+}
+
+__global__ void __launch_bounds__(kWarps * 32)
+    attention_forward_mma_kernel(const bf16* __restrict__ qkv, bf16* __restrict__ out,
+                                 float* __restrict__ lse, int n, int d, float scale_log2) {
+  __shared__ MmaSmem sm;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;  // fragment row group and column pair (see mma16816)
+  const int h = blockIdx.y, q0 = blockIdx.x * kQ;
+  const int64_t row_stride = 3 * int64_t(d);
+  const bf16* seq = qkv + int64_t(blockIdx.z) * n * row_stride;
+  const int hq = h * kHd, hk = d + h * kHd, hv = 2 * d + h * kHd;
+  load_tile(sm.q, seq, row_stride, hq, q0, n);
+  __syncthreads();
+  // The warp's 16 query rows as the A operands of S = Q Kᵀ (dimensions 0-15, 16-31).
+  uint32_t qa[2][4];
+  const bf16* qw = sm.q + warp * 16 * kLdX;
+#pragma unroll
+  for (int kk = 0; kk < 2; ++kk) {
+    qa[kk][0] = ld32(qw + g * kLdX + kk * 16 + 2 * t);
+    qa[kk][1] = ld32(qw + (g + 8) * kLdX + kk * 16 + 2 * t);
+    qa[kk][2] = ld32(qw + g * kLdX + kk * 16 + 2 * t + 8);
+    qa[kk][3] = ld32(qw + (g + 8) * kLdX + kk * 16 + 2 * t + 8);
+  }
+  // Output rows g and g + 8 of the warp, dimensions nt * 8 + 2t, + 1 (accumulator layout).
+  float o[kHd / 8][4];
+#pragma unroll
+  for (int nt = 0; nt < kHd / 8; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.f, 0.f};  // running max / sum, rows g, g + 8
+
+  for (int k0 = 0; k0 < n; k0 += kKeys) {
+    __syncthreads();  // every warp is done with the previous tile (and with Q's fragments)
+    load_tile(sm.k, seq, row_stride, hk, k0, n);
+    load_tile_t(sm.vt, seq, row_stride, hv, k0, n);
+    __syncthreads();
+    // S = Q Kᵀ for 8 tiles of 8 keys; B operand (dim, key) = K[key][dim], a pair per register.
+    float s[kKeys / 8][4];
+#pragma unroll
+    for (int j = 0; j < kKeys / 8; ++j) {
+      s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+      const bf16* kr = sm.k + (j * 8 + g) * kLdX + 2 * t;
+#pragma unroll
+      for (int kk = 0; kk < 2; ++kk)
+        mma16816(s[j], qa[kk], ld32(kr + kk * 16), ld32(kr + kk * 16 + 8));
+    }
+    // Base-2 scaled scores, keys past n at -inf; the tile's row maxima over the quad.
+    float mt[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int j = 0; j < kKeys / 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int col = k0 + j * 8 + 2 * t + (e & 1);
+        s[j][e] = col < n ? s[j][e] * scale_log2 : -INFINITY;
+        mt[e >> 1] = fmaxf(mt[e >> 1], s[j][e]);
+      }
+    float alpha[2], ls[2] = {0.f, 0.f};
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      mt[i] = fmaxf(mt[i], __shfl_xor_sync(0xffffffffu, mt[i], 1));
+      mt[i] = fmaxf(mt[i], __shfl_xor_sync(0xffffffffu, mt[i], 2));
+      const float m_new = fmaxf(m[i], mt[i]);  // finite: key k0 < n is in every tile
+      alpha[i] = exp2f(m[i] - m_new);
+      m[i] = m_new;
+    }
+    // P = exp2(s - m) (sums in float32, the P V operand rounded to bf16): tile j of 8 keys is
+    // half (j & 1) of the A operand for keys (j / 2) * 16 .. + 16.
+    uint32_t pa[kKeys / 16][4];
+#pragma unroll
+    for (int j = 0; j < kKeys / 8; ++j) {
+      const float p0 = exp2f(s[j][0] - m[0]), p1 = exp2f(s[j][1] - m[0]);
+      const float p2 = exp2f(s[j][2] - m[1]), p3 = exp2f(s[j][3] - m[1]);
+      ls[0] += p0 + p1;
+      ls[1] += p2 + p3;
+      pa[j >> 1][(j & 1) * 2] = pack_bf16(p0, p1);      // row g
+      pa[j >> 1][(j & 1) * 2 + 1] = pack_bf16(p2, p3);  // row g + 8
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      ls[i] += __shfl_xor_sync(0xffffffffu, ls[i], 1);
+      ls[i] += __shfl_xor_sync(0xffffffffu, ls[i], 2);
+      l[i] = l[i] * alpha[i] + ls[i];
+    }
+    // O = alpha O + P V; B operand (key, dim) = Vᵀ[dim][key], a pair per register.
+#pragma unroll
+    for (int nt = 0; nt < kHd / 8; ++nt) {
+      o[nt][0] *= alpha[0], o[nt][1] *= alpha[0], o[nt][2] *= alpha[1], o[nt][3] *= alpha[1];
+      const bf16* vr = sm.vt + (nt * 8 + g) * kLdVt + 2 * t;
+#pragma unroll
+      for (int kk = 0; kk < kKeys / 16; ++kk)
+        mma16816(o[nt], pa[kk], ld32(vr + kk * 16), ld32(vr + kk * 16 + 8));
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int q = q0 + warp * 16 + g + 8 * i;
+    if (q >= n) continue;
+    const float inv = 1.f / l[i];
+    bf16* dst = out + (int64_t(blockIdx.z) * n + q) * d + hq + 2 * t;
+#pragma unroll
+    for (int nt = 0; nt < kHd / 8; ++nt)
+      *reinterpret_cast<__nv_bfloat162*>(dst + nt * 8) =
+          __floats2bfloat162_rn(o[nt][2 * i] * inv, o[nt][2 * i + 1] * inv);
+    // Same units as the WMMA forward's: P = exp2(s' - lse) in the backward.
+    if (lse && t == 0) lse[(int64_t(blockIdx.z) * gridDim.y + h) * n + q] = m[i] + log2f(l[i]);
+  }
+}
+
 // ---- backward (FlashAttention-2's scheme): a block per (sequence, head, 64 keys) walks every
 // tile of 64 queries, recomputes P = exp2(s' - lse) from the forward's log-sum-exp, and
 // accumulates dV = Pᵀ dO and dK = dSᵀ Q for its keys in WMMA accumulators (each warp 16 keys);
@@ -303,7 +458,7 @@ bool attention_forward_supports(int64_t d, int64_t heads, int64_t b, int64_t n) 
 }
 
 void attention_forward(const void* qkv, void* out, int64_t B, int64_t N, int64_t heads,
-                       cudaStream_t stream, float* lse) {
+                       cudaStream_t stream, float* lse, bool mma) {
   const int64_t d = kHd * heads;
   if (!attention_forward_supports(d, heads, B, N))
     throw std::invalid_argument("attention_forward: unsupported shape (sequences " +
@@ -312,9 +467,15 @@ void attention_forward(const void* qkv, void* out, int64_t B, int64_t N, int64_t
   // softmax(s / sqrt(32)) through base-2 exponentials: scale by log2(e) / sqrt(32).
   const float scale_log2 = float(1.4426950408889634 / std::sqrt(double(kHd)));
   const dim3 grid(unsigned((N + kQ - 1) / kQ), unsigned(heads), unsigned(B));
-  attention_forward_kernel<<<grid, kWarps * 32, 0, stream>>>(
-      static_cast<const bf16*>(qkv), static_cast<bf16*>(out), lse, int(N), int(d), scale_log2);
-  check_launch("attention forward");
+  if (mma) {
+    attention_forward_mma_kernel<<<grid, kWarps * 32, 0, stream>>>(
+        static_cast<const bf16*>(qkv), static_cast<bf16*>(out), lse, int(N), int(d), scale_log2);
+    check_launch("attention forward (mma)");
+  } else {
+    attention_forward_kernel<<<grid, kWarps * 32, 0, stream>>>(
+        static_cast<const bf16*>(qkv), static_cast<bf16*>(out), lse, int(N), int(d), scale_log2);
+    check_launch("attention forward");
+  }
 }
 
 void attention_backward(const void* qkv, const void* out, const void* dout, const float* lse,

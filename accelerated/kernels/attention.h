@@ -4,7 +4,8 @@
 // ~0.8 G scores per ms at head dimension 32 (the decoder's 3 layers, 0.757 ms), about a fifth of
 // the exp throughput floor; the 128-clip feature pass has ~3.2 G scores (bench/NOTES.md entry
 // 19). One block per (sequence, head, 64 queries), four warps of 16 queries, keys and values in
-// tiles of 64 through shared memory, tensor-core products (WMMA), online softmax in float32.
+// tiles of 64 through shared memory, tensor-core products (WMMA, or mma.sync with the softmax in
+// registers), online softmax in float32.
 // Reads q, k, v straight from the qkv projection's output (no copies) and writes the output in
 // the [B, N, heads, 32] layout the next projection reads. Plain CUDA;
 // accelerated/fused_attention.cpp wraps it. Reference twin: the attention of ref::attention_forward
@@ -24,9 +25,11 @@ bool attention_forward_supports(int64_t d, int64_t heads, int64_t b, int64_t n);
 // out [B, N, d] bf16 = softmax(q kᵀ / sqrt(32)) v per head, heads side by side in the last dim.
 // Both pointers 16-byte aligned.
 // lse (optional) [B, heads, N] float32: each row's log2 softmax denominator in the kernel's
-// base-2 units, for the backward.
+// base-2 units, for the backward. mma: the kernel with the softmax in registers (mma.sync
+// fragments, FlashAttention-2's scheme) instead of the WMMA one that passes S and P through shared
+// memory; the same results up to float32 summation order, the same lse units.
 void attention_forward(const void* qkv, void* out, int64_t B, int64_t N, int64_t heads,
-                       cudaStream_t stream, float* lse = nullptr);
+                       cudaStream_t stream, float* lse = nullptr, bool mma = true);
 
 // Backward of attention_forward for training: qkv, out [B, N, d] and dout [B, N, d] (bf16), lse
 // from the forward -> dqkv [B, N, 3d] bf16, the packed gradient of qkv (no concatenation
