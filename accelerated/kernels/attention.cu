@@ -165,7 +165,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 // m16n8k16 with PTX's documented fragment layouts, so S stays in the accumulator registers, the
 // row max and sum take two quad shuffles, and P goes from S's accumulators into P V's A operand
 // without shared memory (the accumulator of two adjacent 8-key tiles has the A operand's layout
-// for 16 keys). Shared memory holds Q, K and V transposed (14.7 KB, against 41 KB above).
+// for 16 keys). Shared memory holds Q, K and V transposed (14.8 KB, against 41 KB above).
 
 constexpr int kLdVt = kKeys + 8;  // Vᵀ rows [dim][key] (bf16): 4-byte fragment loads, no conflicts
 
@@ -196,11 +196,13 @@ __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], 
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-// Part `which` (v) of 64 tokens from r0, transposed: dst[dim * kLdVt + token] (zero past n).
+// Part `which` (v) of 64 tokens from r0, transposed: dst[dim * kLdVt + token] (zero past n). A
+// warp takes 32 consecutive tokens at one group of 8 dimensions, so its 2-byte stores fall on
+// consecutive addresses (no bank conflicts; a token-major walk would conflict 4 ways).
 __device__ __forceinline__ void load_tile_t(bf16* dst, const bf16* seq, int64_t row_stride,
                                             int part_offset, int r0, int n) {
   for (int i = threadIdx.x; i < kKeys * 4; i += kWarps * 32) {
-    const int r = i >> 2, c = (i & 3) * 8;
+    const int r = i & (kKeys - 1), c = (i / kKeys) * 8;
     uint4 val = make_uint4(0u, 0u, 0u, 0u);
     if (r0 + r < n)
       val = *reinterpret_cast<const uint4*>(seq + int64_t(r0 + r) * row_stride + part_offset + c);
