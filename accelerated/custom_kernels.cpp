@@ -56,8 +56,9 @@ bool custom_kernels() {
 
 const std::vector<std::string>& custom_kernel_names() {
   static const std::vector<std::string> names = {
-      "layer_norm",  "add_layer_norm",    "column_sum",         "linear_gelu",  "expmap_projection",
-      "fused_adamw", "attention_forward", "attention_training", "attention_mma"};
+      "layer_norm",        "add_layer_norm",        "column_sum",        "linear_gelu",
+      "expmap_projection", "fused_adamw",           "attention_forward", "attention_training",
+      "attention_mma",     "attention_mma_backward"};
   return names;
 }
 

@@ -30,6 +30,8 @@ enum class Kernel {
   kAttentionTraining,  // "attention_training": attention with its backward (kernels/attention.cu)
   kAttentionMma,       // "attention_mma": both attention paths' forward with the softmax in
                        // registers (mma.sync); off: the WMMA forward kernel
+  kAttentionMmaBackward,  // "attention_mma_backward": the training backward with its products
+                          // in registers (mma.sync); off: the WMMA backward kernel
 };
 // Every name, in the enum's order.
 const std::vector<std::string>& custom_kernel_names();

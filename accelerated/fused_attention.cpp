@@ -76,7 +76,8 @@ struct FusedAttentionFn : torch::autograd::Function<FusedAttentionFn> {
     at::Tensor dq_acc = at::empty({B, N, d}, lse.options());
     cuda::attention_backward(qkv.data_ptr(), out.data_ptr(), dout.data_ptr(), lse.data_ptr<float>(),
                              dqkv.data_ptr(), dvec.data_ptr<float>(), dq_acc.data_ptr<float>(), B,
-                             N, heads, at::cuda::getCurrentCUDAStream());
+                             N, heads, at::cuda::getCurrentCUDAStream(),
+                             custom_kernel(Kernel::kAttentionMmaBackward));
     return {dqkv, at::Tensor()};
   }
 };

@@ -62,7 +62,7 @@ void register_accelerated_components(ComponentRegistry& reg) {
   HACM_ACC("attention", attention_forward, true,
            "at::scaled_dot_product_attention; on CUDA in bf16 at head dimension 32 the kernels of "
            "kernels/attention.cu (fused_attention.h: forward only without gradient, forward + "
-           "backward for training; forwards with the softmax in registers by mma.sync)");
+           "backward for training; by default with the products in registers, mma.sync)");
   HACM_ACC("block", block_forward, true, "");
   HACM_ACC("block_stack", block_stack_forward, true,
            "CUDA: each residual addition inside the next LayerNorm (fused_add_layer_norm)");

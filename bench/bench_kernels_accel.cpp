@@ -341,11 +341,15 @@ BENCHMARK(BM_AttentionForward)
 // Attention forward + backward at a decoder layer's shape in the 64-clip step (128 sequences x
 // 432 tokens, 8 heads of 32, bf16): impl 0 = SDPA on q, k, v viewed out of qkv (autograd: the
 // backward ends in split's concatenation of dq, dk, dv), 1 = the training kernels (the packed
-// gradient of qkv directly; the forward with the softmax in registers), 2 = the same with the WMMA
-// forward. Validated first: output and gradient against float64 on 8 sequences.
+// gradient of qkv directly; forward and backward with their products in registers), 2 = the same
+// with the WMMA forward and backward, 3 = register forward, WMMA backward. Validated first: output
+// and gradient against float64 on 8 sequences.
 void BM_AttentionTraining(benchmark::State& state) {
-  const bool fused = state.range(0) >= 1, wmma = state.range(0) == 2;
-  const KernelsOff off(wmma ? "attention_mma" : "");
+  const int impl = int(state.range(0));
+  const bool fused = impl >= 1;
+  const KernelsOff off(impl == 2   ? "attention_mma,attention_mma_backward"
+                       : impl == 3 ? "attention_mma_backward"
+                                   : "");
   at::Device dev = at::kCPU;
   if (!cuda_device(state, &dev)) return;
   constexpr int64_t kB = 128, kN = 432, kHeads = 8, kD = 256;
@@ -376,15 +380,17 @@ void BM_AttentionTraining(benchmark::State& state) {
       state, dev, [&] { run(fused); }, 0);
   state.counters["Gscores/s"] = benchmark::Counter(double(kB * kHeads * kN * kN) * 1e-9,
                                                    benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(std::string(wmma    ? "training kernels, WMMA forward (head dim 32)"
-                             : fused ? "training kernels (head dim 32)"
-                                     : "ATen SDPA + split") +
+  static const char* names[] = {"ATen SDPA + split", "training kernels, registers (head dim 32)",
+                                "training kernels, WMMA (head dim 32)",
+                                "training kernels, register forward, WMMA backward"};
+  state.SetLabel(std::string(names[impl]) +
                  ", 128 x 432 tokens, 8 heads, bf16, forward + backward; " + msg);
 }
 BENCHMARK(BM_AttentionTraining)
     ->Arg(0)
     ->Arg(1)
     ->Arg(2)
+    ->Arg(3)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -83,11 +83,12 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"default", "cudnn", "flash", "efficient", "math"}));
   app.add_flag("--no-custom-kernels", no_custom,
                "ATen ops instead of the custom CUDA kernels (accelerated/kernels/), for A/B");
-  app.add_option("--kernels-off", kernels_off,
-                 "custom kernels to turn off alone, comma-separated (names in "
-                 "accelerated/custom_kernels.h: layer_norm, add_layer_norm, column_sum, "
-                 "linear_gelu, expmap_projection, fused_adamw, attention_forward, "
-                 "attention_training, attention_mma), for A/B of one of them");
+  app.add_option(
+      "--kernels-off", kernels_off,
+      "custom kernels to turn off alone, comma-separated (names in "
+      "accelerated/custom_kernels.h: layer_norm, add_layer_norm, column_sum, "
+      "linear_gelu, expmap_projection, fused_adamw, attention_forward, "
+      "attention_training, attention_mma, attention_mma_backward), for A/B of one of them");
   app.add_flag("--no-trace", no_trace, "write only profile.md (traces of big steps take MBs)");
   app.add_option("--out", out, "directory for profile.md and trace.json");
   CLI11_PARSE(app, argc, argv);

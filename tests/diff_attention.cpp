@@ -115,7 +115,9 @@ TEST(DifferentialAttention, CudaNoGradPathAgreesWithSdpa) {
 TEST(DifferentialAttention, CudaTrainingMatchesDouble) {
   REQUIRE_CUDA();
   const auto opt = at::TensorOptions().device(at::kCUDA);
-  for (const std::string off : {"", "attention_mma"}) {  // the backward after either forward
+  // Every pairing of the forward (register / WMMA) and backward (register / WMMA) kernels.
+  for (const std::string off :
+       {"", "attention_mma", "attention_mma_backward", "attention_mma,attention_mma_backward"}) {
     at::manual_seed(9);
     accel::set_custom_kernels_off(off);
     for (int64_t n : {7, 64, 65, 86, 432}) {
@@ -129,11 +131,10 @@ TEST(DifferentialAttention, CudaTrainingMatchesDouble) {
       at::Tensor ref_in = base.to(at::kDouble).requires_grad_(true);
       at::Tensor ref_out = attention_double(ref_in, heads);
       ref_out.backward(dout.to(at::kDouble));
-      const std::string tag =
-          (off.empty() ? "mma " : "wmma ") + std::string("n=") + std::to_string(n) + " ";
+      const std::string tag = "[off: " + off + "] n=" + std::to_string(n) + " ";
       // Forward: as the forward-only kernel (8e-3). Gradients: P and dS rounded to bf16 before
-      // their products, then the results rounded to bf16; a float32 emulation of the scheme gives
-      // up to 6.3e-3: bound 1.5e-2 normwise for each of dq, dk, dv.
+      // their products, then the results rounded to bf16; float32 emulations of the schemes give
+      // up to 6.3e-3 (WMMA) and 3.1e-3 (registers): bound 1.5e-2 normwise for each of dq, dk, dv.
       EXPECT_CLOSE_NORMWISE(tag + "out", to_vec(out), to_vec(ref_out), 8e-3);
       const at::Tensor g = qkv.grad(), gr = ref_in.grad();
       ASSERT_EQ(g.scalar_type(), at::kBFloat16);

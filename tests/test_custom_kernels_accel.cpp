@@ -23,21 +23,21 @@ std::string state() {
 TEST(CustomKernels, SwitchesAloneAndTogether) {
   set_custom_kernels(true);
   set_custom_kernels_off("");
-  EXPECT_EQ(state(), "111111111");
+  EXPECT_EQ(state(), "1111111111");
   set_custom_kernels_off("add_layer_norm,fused_adamw");
-  EXPECT_EQ(state(), "101110111");
+  EXPECT_EQ(state(), "1011101111");
   EXPECT_TRUE(custom_kernel(Kernel::kLayerNorm));
   EXPECT_FALSE(custom_kernel(Kernel::kAddLayerNorm));
   EXPECT_FALSE(custom_kernel(Kernel::kFusedAdamW));
   set_custom_kernels(false);  // the global switch wins
-  EXPECT_EQ(state(), "000000000");
+  EXPECT_EQ(state(), "0000000000");
   set_custom_kernels(true);
   set_custom_kernels_off("expmap_projection,");  // a trailing comma is harmless
-  EXPECT_EQ(state(), "111101111");
+  EXPECT_EQ(state(), "1111011111");
   set_custom_kernels_off("fused_adamw,layer_norm");
   EXPECT_EQ(custom_kernels_off(), "layer_norm,fused_adamw");  // the enum's order
   set_custom_kernels_off("");
-  EXPECT_EQ(state(), "111111111");
+  EXPECT_EQ(state(), "1111111111");
 }
 
 TEST(CustomKernels, UnknownNameIsAClearError) {
@@ -55,12 +55,13 @@ TEST(CustomKernels, UnknownNameIsAClearError) {
 }
 
 TEST(CustomKernels, NamesMatchTheEnum) {
-  ASSERT_EQ(custom_kernel_names().size(), 9u);
+  ASSERT_EQ(custom_kernel_names().size(), 10u);
   EXPECT_EQ(custom_kernel_names()[size_t(Kernel::kLayerNorm)], "layer_norm");
   EXPECT_EQ(custom_kernel_names()[size_t(Kernel::kFusedAdamW)], "fused_adamw");
   EXPECT_EQ(custom_kernel_names()[size_t(Kernel::kAttentionForward)], "attention_forward");
   EXPECT_EQ(custom_kernel_names()[size_t(Kernel::kAttentionTraining)], "attention_training");
   EXPECT_EQ(custom_kernel_names()[size_t(Kernel::kAttentionMma)], "attention_mma");
+  EXPECT_EQ(custom_kernel_names()[size_t(Kernel::kAttentionMmaBackward)], "attention_mma_backward");
 }
 
 // HACM_CUSTOM_KERNELS_OFF is read on first use (in a fresh process: the "threadsafe" death-test
@@ -70,7 +71,7 @@ TEST(CustomKernelsDeathTest, EnvironmentVariable) {
   EXPECT_EXIT(
       {
         setenv("HACM_CUSTOM_KERNELS_OFF", "column_sum,linear_gelu", 1);
-        std::exit(state() == "110011111" ? 0 : 1);
+        std::exit(state() == "1100111111" ? 0 : 1);
       },
       ::testing::ExitedWithCode(0), "");
   EXPECT_EXIT(

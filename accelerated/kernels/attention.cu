@@ -444,6 +444,188 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
+// ---- backward with the products in registers (mma.sync, the forward's fragment layouts): a block
+// per (sequence, head, 64 keys), warp w owning keys 16w .. 16w + 15 of them, walks the query tiles
+// and works on transposed scores: Sᵀ = K_w Qᵀ and dPᵀ = V_w dOᵀ (16 keys x 64 queries) come out
+// in accumulator layout with keys as rows, so Pᵀ and dSᵀ pack straight into the A operands of
+// dV += Pᵀ dO and dK += dSᵀ Q, which stay in registers for the whole walk. dS goes to shared
+// memory query-major once per tile for dQ = dS K (each warp 16 queries), added to the float32
+// buffer atomically as in the WMMA kernel. Q, dO and K are also kept transposed in shared memory
+// (the B operands whose pairs run along tokens).
+
+struct __align__(16) MmaBwdSmem {
+  bf16 k[kKeys * kLdX];     // K rows of the block's keys (A fragments of Sᵀ)
+  bf16 v[kKeys * kLdX];     // V rows (A fragments of dPᵀ)
+  bf16 kt[kHd * kLdVt];     // Kᵀ [dim][key] (B of dQ = dS K)
+  bf16 q[kQ * kLdX];        // the query tile's Q rows (B of Sᵀ = K Qᵀ)
+  bf16 qt[kHd * kLdVt];     // Qᵀ [dim][query] (B of dK = dSᵀ Q)
+  bf16 dout[kQ * kLdX];     // dO rows (B of dPᵀ = V dOᵀ)
+  bf16 doutt[kHd * kLdVt];  // dOᵀ [dim][query] (B of dV = Pᵀ dO)
+  bf16 ds[kQ * kLdVt];      // dS / sqrt(32) [query][key] (A of dQ)
+  float lse[kQ], dvec[kQ];
+};
+
+// A operand (16 x 32: rows r0 .. r0 + 15 of a row-major tile with ld kLdX) as two k-steps.
+__device__ __forceinline__ void row_fragments(const bf16* tile, int r0, int g, int t,
+                                              uint32_t (&a)[2][4]) {
+  const bf16* base = tile + r0 * kLdX + 2 * t;
+#pragma unroll
+  for (int kk = 0; kk < 2; ++kk) {
+    a[kk][0] = ld32(base + g * kLdX + kk * 16);
+    a[kk][1] = ld32(base + (g + 8) * kLdX + kk * 16);
+    a[kk][2] = ld32(base + g * kLdX + kk * 16 + 8);
+    a[kk][3] = ld32(base + (g + 8) * kLdX + kk * 16 + 8);
+  }
+}
+
+// acc[j] (16 x 8, j = 0..7) = a (16 x 32) x rows[j * 8 .. + 8]ᵀ of a row-major tile (ld kLdX):
+// 16 rows against 64 tokens.
+__device__ __forceinline__ void times_rows_t(const uint32_t (&a)[2][4], const bf16* rows, int g,
+                                             int t, float (&acc)[kKeys / 8][4]) {
+#pragma unroll
+  for (int j = 0; j < kKeys / 8; ++j) {
+    acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+    const bf16* r = rows + (j * 8 + g) * kLdX + 2 * t;
+#pragma unroll
+    for (int kk = 0; kk < 2; ++kk)
+      mma16816(acc[j], a[kk], ld32(r + kk * 16), ld32(r + kk * 16 + 8));
+  }
+}
+
+// acc[nt] (16 x 8, nt = 0..3) += w (16 x 64, A operands per 16 tokens) x tile (64 tokens x 32
+// dims) given transposed (ld kLdVt): the weighted sum over the 64 tokens.
+__device__ __forceinline__ void times_transposed(const uint32_t (&w)[kKeys / 16][4],
+                                                 const bf16* tile_t, int g, int t,
+                                                 float (&acc)[kHd / 8][4]) {
+#pragma unroll
+  for (int nt = 0; nt < kHd / 8; ++nt) {
+    const bf16* r = tile_t + (nt * 8 + g) * kLdVt + 2 * t;
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk)
+      mma16816(acc[nt], w[kk], ld32(r + kk * 16), ld32(r + kk * 16 + 8));
+  }
+}
+
+__global__ void __launch_bounds__(kWarps * 32)
+    attention_backward_mma_kernel(const bf16* __restrict__ qkv, const bf16* __restrict__ dout,
+                                  const float* __restrict__ lse, const float* __restrict__ dvec,
+                                  float* __restrict__ dq_acc, bf16* __restrict__ dqkv, int n, int d,
+                                  float scale_log2, float scale) {
+  __shared__ MmaBwdSmem sm;
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int g = lane >> 2, t = lane & 3;
+  const int h = blockIdx.y, k0 = blockIdx.x * kKeys;
+  const int64_t b = blockIdx.z, row_stride = 3 * int64_t(d);
+  const bf16* seq = qkv + b * n * row_stride;
+  const bf16* dseq = dout + b * n * d;
+  const int hq = h * kHd, hk = d + h * kHd, hv = 2 * d + h * kHd;
+  const float* lse_bh = lse + (b * gridDim.y + h) * n;
+  const float* dvec_bh = dvec + (b * gridDim.y + h) * n;
+  load_tile(sm.k, seq, row_stride, hk, k0, n);
+  load_tile(sm.v, seq, row_stride, hv, k0, n);
+  load_tile_t(sm.kt, seq, row_stride, hk, k0, n);
+  __syncthreads();
+  uint32_t ka[2][4], va[2][4];  // the warp's 16 keys: K and V rows as A operands
+  row_fragments(sm.k, warp * 16, g, t, ka);
+  row_fragments(sm.v, warp * 16, g, t, va);
+  // Keys past n (rows g, g + 8 of the warp's 16) take no weight.
+  const bool key_ok[2] = {k0 + warp * 16 + g < n, k0 + warp * 16 + g + 8 < n};
+  float dk[kHd / 8][4], dv[kHd / 8][4];  // keys g, g + 8 x dims nt * 8 + 2t, + 1
+#pragma unroll
+  for (int nt = 0; nt < kHd / 8; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) dk[nt][e] = dv[nt][e] = 0.f;
+
+  for (int q0 = 0; q0 < n; q0 += kQ) {
+    __syncthreads();  // the previous tile's Q, dO, dS and lse are no longer read
+    load_tile(sm.q, seq, row_stride, hq, q0, n);
+    load_tile_t(sm.qt, seq, row_stride, hq, q0, n);
+    load_tile(sm.dout, dseq, d, hq, q0, n);
+    load_tile_t(sm.doutt, dseq, d, hq, q0, n);
+    for (int i = threadIdx.x; i < kQ; i += kWarps * 32) {
+      const bool ok = q0 + i < n;  // past n: P = exp2(-inf) = 0, so no contribution
+      sm.lse[i] = ok ? lse_bh[q0 + i] : INFINITY;
+      sm.dvec[i] = ok ? dvec_bh[q0 + i] : 0.f;
+    }
+    __syncthreads();
+    // Pᵀ: keys (rows) x queries j * 8 + 2t + (e & 1) (columns).
+    float p[kKeys / 8][4];
+    times_rows_t(ka, sm.q, g, t, p);
+#pragma unroll
+    for (int j = 0; j < kKeys / 8; ++j)
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        p[j][e] =
+            key_ok[e >> 1] ? exp2f(p[j][e] * scale_log2 - sm.lse[j * 8 + 2 * t + (e & 1)]) : 0.f;
+    uint32_t w[kKeys / 16][4];  // A operands over 16 queries each (the forward's P packing)
+#pragma unroll
+    for (int j = 0; j < kKeys / 8; ++j) {
+      w[j >> 1][(j & 1) * 2] = pack_bf16(p[j][0], p[j][1]);
+      w[j >> 1][(j & 1) * 2 + 1] = pack_bf16(p[j][2], p[j][3]);
+    }
+    times_transposed(w, sm.doutt, g, t, dv);  // dV += Pᵀ dO
+    float dp[kKeys / 8][4];
+    times_rows_t(va, sm.dout, g, t, dp);  // dPᵀ = V dOᵀ
+    // dSᵀ = Pᵀ (dPᵀ - D) / sqrt(32), rounded to bf16 for both products.
+#pragma unroll
+    for (int j = 0; j < kKeys / 8; ++j) {
+      float ds[4];
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        ds[e] = p[j][e] * (dp[j][e] - sm.dvec[j * 8 + 2 * t + (e & 1)]) * scale;
+      w[j >> 1][(j & 1) * 2] = pack_bf16(ds[0], ds[1]);
+      w[j >> 1][(j & 1) * 2 + 1] = pack_bf16(ds[2], ds[3]);
+      // dS query-major for dQ: (query j * 8 + 2t + (e & 1), key 16 warp + g (+ 8)).
+      const int qc = j * 8 + 2 * t, kc = warp * 16 + g;
+      sm.ds[qc * kLdVt + kc] = __float2bfloat16_rn(ds[0]);
+      sm.ds[(qc + 1) * kLdVt + kc] = __float2bfloat16_rn(ds[1]);
+      sm.ds[qc * kLdVt + kc + 8] = __float2bfloat16_rn(ds[2]);
+      sm.ds[(qc + 1) * kLdVt + kc + 8] = __float2bfloat16_rn(ds[3]);
+    }
+    times_transposed(w, sm.qt, g, t, dk);  // dK += dSᵀ Q
+    __syncthreads();                       // every warp's dS columns are in place
+    // dQ for queries 16 warp .. + 15 of the tile = dS (16 x 64 keys) x K (64 x 32).
+    uint32_t dsa[kKeys / 16][4];
+    const bf16* dr = sm.ds + (warp * 16) * kLdVt + 2 * t;
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk) {
+      dsa[kk][0] = ld32(dr + g * kLdVt + kk * 16);
+      dsa[kk][1] = ld32(dr + (g + 8) * kLdVt + kk * 16);
+      dsa[kk][2] = ld32(dr + g * kLdVt + kk * 16 + 8);
+      dsa[kk][3] = ld32(dr + (g + 8) * kLdVt + kk * 16 + 8);
+    }
+    float dq[kHd / 8][4];
+#pragma unroll
+    for (int nt = 0; nt < kHd / 8; ++nt) dq[nt][0] = dq[nt][1] = dq[nt][2] = dq[nt][3] = 0.f;
+    times_transposed(dsa, sm.kt, g, t, dq);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const int q = q0 + warp * 16 + g + 8 * i;
+      if (q >= n) continue;
+      float* dst = dq_acc + (b * n + q) * d + hq + 2 * t;
+#pragma unroll
+      for (int nt = 0; nt < kHd / 8; ++nt) {
+        atomicAdd(dst + nt * 8, dq[nt][2 * i]);
+        atomicAdd(dst + nt * 8 + 1, dq[nt][2 * i + 1]);
+      }
+    }
+  }
+  // dK, dV of the warp's keys, bf16, into the packed gradient of qkv.
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int key = k0 + warp * 16 + g + 8 * i;
+    if (key >= n) continue;
+    bf16* row = dqkv + (b * n + key) * row_stride + 2 * t;
+#pragma unroll
+    for (int nt = 0; nt < kHd / 8; ++nt) {
+      *reinterpret_cast<__nv_bfloat162*>(row + hk + nt * 8) =
+          __floats2bfloat162_rn(dk[nt][2 * i], dk[nt][2 * i + 1]);
+      *reinterpret_cast<__nv_bfloat162*>(row + hv + nt * 8) =
+          __floats2bfloat162_rn(dv[nt][2 * i], dv[nt][2 * i + 1]);
+    }
+  }
+}
+
 // dqkv[:, :, 0:d] = bf16(dq_acc): the q part of the packed gradient.
 __global__ void attention_dq_kernel(const float* __restrict__ dq_acc, bf16* __restrict__ dqkv,
                                     int64_t rows, int d) {
@@ -482,13 +664,14 @@ void attention_forward(const void* qkv, void* out, int64_t B, int64_t N, int64_t
 
 void attention_backward(const void* qkv, const void* out, const void* dout, const float* lse,
                         void* dqkv, float* dvec, float* dq_acc, int64_t B, int64_t N, int64_t heads,
-                        cudaStream_t stream) {
+                        cudaStream_t stream, bool mma) {
   const int64_t d = kHd * heads;
   if (!attention_forward_supports(d, heads, B, N))
     throw std::invalid_argument("attention_backward: unsupported shape");
-  // The backward's shared memory is above the 48 KB default. The attribute belongs to the current
-  // device, so it is set on every call (a cheap host call, allowed during graph capture).
-  if (cudaFuncSetAttribute(attention_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  // The WMMA backward's shared memory is above the 48 KB default. The attribute belongs to the
+  // current device, so it is set on every call (a cheap host call, allowed during graph capture).
+  if (!mma &&
+      cudaFuncSetAttribute(attention_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                            int(sizeof(BwdSmem))) != cudaSuccess)
     throw std::runtime_error("attention_backward: shared memory attribute refused");
   const int64_t rows = B * N;
@@ -503,10 +686,18 @@ void attention_backward(const void* qkv, const void* out, const void* dout, cons
                              cudaGetErrorString(zeroed));
   const float scale = float(1.0 / std::sqrt(double(kHd)));
   const dim3 grid(unsigned((N + kKeys - 1) / kKeys), unsigned(heads), unsigned(B));
-  attention_backward_kernel<<<grid, kWarps * 32, sizeof(BwdSmem), stream>>>(
-      static_cast<const bf16*>(qkv), static_cast<const bf16*>(dout), lse, dvec, dq_acc,
-      static_cast<bf16*>(dqkv), int(N), int(d), float(1.4426950408889634) * scale, scale);
-  check_launch("attention backward");
+  const float scale_log2 = float(1.4426950408889634) * scale;
+  if (mma) {
+    attention_backward_mma_kernel<<<grid, kWarps * 32, 0, stream>>>(
+        static_cast<const bf16*>(qkv), static_cast<const bf16*>(dout), lse, dvec, dq_acc,
+        static_cast<bf16*>(dqkv), int(N), int(d), scale_log2, scale);
+    check_launch("attention backward (mma)");
+  } else {
+    attention_backward_kernel<<<grid, kWarps * 32, sizeof(BwdSmem), stream>>>(
+        static_cast<const bf16*>(qkv), static_cast<const bf16*>(dout), lse, dvec, dq_acc,
+        static_cast<bf16*>(dqkv), int(N), int(d), scale_log2, scale);
+    check_launch("attention backward");
+  }
   attention_dq_kernel<<<unsigned((rows * d + threads - 1) / threads), threads, 0, stream>>>(
       dq_acc, static_cast<bf16*>(dqkv), rows, int(d));
   check_launch("attention backward dQ");

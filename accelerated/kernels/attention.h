@@ -34,9 +34,10 @@ void attention_forward(const void* qkv, void* out, int64_t B, int64_t N, int64_t
 // Backward of attention_forward for training: qkv, out [B, N, d] and dout [B, N, d] (bf16), lse
 // from the forward -> dqkv [B, N, 3d] bf16, the packed gradient of qkv (no concatenation
 // needed). Scratch: dvec [B, heads, N] and dq_acc [B, N, d] float32. dQ is summed with atomic
-// adds: not bit-reproducible run to run (dK, dV are).
+// adds: not bit-reproducible run to run (dK, dV are). mma: the kernel with its products in
+// registers (mma.sync on transposed scores) instead of the WMMA one.
 void attention_backward(const void* qkv, const void* out, const void* dout, const float* lse,
                         void* dqkv, float* dvec, float* dq_acc, int64_t B, int64_t N, int64_t heads,
-                        cudaStream_t stream);
+                        cudaStream_t stream, bool mma = true);
 
 }  // namespace hacm::cuda
