@@ -537,7 +537,9 @@ __global__ void __launch_bounds__(kWarps * 32)
     for (int e = 0; e < 4; ++e) dk[nt][e] = dv[nt][e] = 0.f;
 
   for (int q0 = 0; q0 < n; q0 += kQ) {
-    __syncthreads();  // the previous tile's Q, dO, dS and lse are no longer read
+    // No barrier here: the previous tile's Q, Qᵀ, dO, dOᵀ, lse and D were last read before its
+    // dS barrier, and its dS (read by the dQ products) is rewritten only after this tile's
+    // barrier below, which every warp reaches after its dQ.
     load_tile(sm.q, seq, row_stride, hq, q0, n);
     load_tile_t(sm.qt, seq, row_stride, hq, q0, n);
     load_tile(sm.dout, dseq, d, hq, q0, n);
