@@ -607,8 +607,14 @@ __global__ void __launch_bounds__(kWarps * 32)
       float* dst = dq_acc + (b * n + q) * d + hq + 2 * t;
 #pragma unroll
       for (int nt = 0; nt < kHd / 8; ++nt) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        // sm_90's vector atomic: both columns in one operation (8-byte aligned: even offset).
+        atomicAdd(reinterpret_cast<float2*>(dst + nt * 8),
+                  make_float2(dq[nt][2 * i], dq[nt][2 * i + 1]));
+#else
         atomicAdd(dst + nt * 8, dq[nt][2 * i]);
         atomicAdd(dst + nt * 8 + 1, dq[nt][2 * i + 1]);
+#endif
       }
     }
   }
