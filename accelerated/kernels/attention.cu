@@ -255,14 +255,16 @@ __global__ void __launch_bounds__(kWarps * 32)
       for (int kk = 0; kk < 2; ++kk)
         mma16816(s[j], qa[kk], ld32(kr + kk * 16), ld32(kr + kk * 16 + 8));
     }
-    // Base-2 scaled scores, keys past n at -inf; the tile's row maxima over the quad.
+    // Base-2 scaled scores, keys past n at -inf (only the last tile has any: the test is uniform
+    // across the block); the tile's row maxima over the quad.
+    const bool tail = k0 + kKeys > n;
     float mt[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int j = 0; j < kKeys / 8; ++j)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int col = k0 + j * 8 + 2 * t + (e & 1);
-        s[j][e] = col < n ? s[j][e] * scale_log2 : -INFINITY;
+        s[j][e] = tail && col >= n ? -INFINITY : s[j][e] * scale_log2;
         mt[e >> 1] = fmaxf(mt[e >> 1], s[j][e]);
       }
     float alpha[2], ls[2] = {0.f, 0.f};
