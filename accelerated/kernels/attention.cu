@@ -212,6 +212,61 @@ __device__ __forceinline__ void load_tile_t(bf16* dst, const bf16* seq, int64_t 
   }
 }
 
+// A operands of rows r0 .. r0 + 15 of a row-major bf16 tile (row stride Ld), Steps k-steps of 16
+// columns: a[kk] covers columns kk * 16 .. + 16.
+template <int Ld, int Steps>
+__device__ __forceinline__ void row_fragments(const bf16* tile, int r0, int g, int t,
+                                              uint32_t (&a)[Steps][4]) {
+  const bf16* base = tile + r0 * Ld + 2 * t;
+#pragma unroll
+  for (int kk = 0; kk < Steps; ++kk) {
+    a[kk][0] = ld32(base + g * Ld + kk * 16);
+    a[kk][1] = ld32(base + (g + 8) * Ld + kk * 16);
+    a[kk][2] = ld32(base + g * Ld + kk * 16 + 8);
+    a[kk][3] = ld32(base + (g + 8) * Ld + kk * 16 + 8);
+  }
+}
+
+// acc[j] (16 x 8, j = 0..7) = a (16 x 32) x rows[j * 8 .. + 8]ᵀ of a row-major tile (ld kLdX):
+// 16 rows against 64 tokens.
+__device__ __forceinline__ void times_rows_t(const uint32_t (&a)[2][4], const bf16* rows, int g,
+                                             int t, float (&acc)[kKeys / 8][4]) {
+#pragma unroll
+  for (int j = 0; j < kKeys / 8; ++j) {
+    acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+    const bf16* r = rows + (j * 8 + g) * kLdX + 2 * t;
+#pragma unroll
+    for (int kk = 0; kk < 2; ++kk)
+      mma16816(acc[j], a[kk], ld32(r + kk * 16), ld32(r + kk * 16 + 8));
+  }
+}
+
+// The accumulators of 8 tiles of 8 tokens (16 rows x 64 tokens) as A operands over the 64 tokens,
+// rounded to bf16: tile j is half (j & 1) of the operand for tokens (j / 2) * 16 .. + 16 (the
+// accumulator layout of two adjacent tiles is the A layout of 16 columns).
+__device__ __forceinline__ void to_a_operands(const float (&x)[kKeys / 8][4],
+                                              uint32_t (&w)[kKeys / 16][4]) {
+#pragma unroll
+  for (int j = 0; j < kKeys / 8; ++j) {
+    w[j >> 1][(j & 1) * 2] = pack_bf16(x[j][0], x[j][1]);      // row g
+    w[j >> 1][(j & 1) * 2 + 1] = pack_bf16(x[j][2], x[j][3]);  // row g + 8
+  }
+}
+
+// acc[nt] (16 x 8, nt = 0..3) += w (16 x 64, A operands per 16 tokens) x tile (64 tokens x 32
+// dims) given transposed (ld kLdVt): the weighted sum over the 64 tokens.
+__device__ __forceinline__ void times_transposed(const uint32_t (&w)[kKeys / 16][4],
+                                                 const bf16* tile_t, int g, int t,
+                                                 float (&acc)[kHd / 8][4]) {
+#pragma unroll
+  for (int nt = 0; nt < kHd / 8; ++nt) {
+    const bf16* r = tile_t + (nt * 8 + g) * kLdVt + 2 * t;
+#pragma unroll
+    for (int kk = 0; kk < kKeys / 16; ++kk)
+      mma16816(acc[nt], w[kk], ld32(r + kk * 16), ld32(r + kk * 16 + 8));
+  }
+}
+
 __global__ void __launch_bounds__(kWarps * 32)
     attention_forward_mma_kernel(const bf16* __restrict__ qkv, bf16* __restrict__ out,
                                  float* __restrict__ lse, int n, int d, float scale_log2) {
@@ -226,14 +281,7 @@ __global__ void __launch_bounds__(kWarps * 32)
   __syncthreads();
   // The warp's 16 query rows as the A operands of S = Q Kᵀ (dimensions 0-15, 16-31).
   uint32_t qa[2][4];
-  const bf16* qw = sm.q + warp * 16 * kLdX;
-#pragma unroll
-  for (int kk = 0; kk < 2; ++kk) {
-    qa[kk][0] = ld32(qw + g * kLdX + kk * 16 + 2 * t);
-    qa[kk][1] = ld32(qw + (g + 8) * kLdX + kk * 16 + 2 * t);
-    qa[kk][2] = ld32(qw + g * kLdX + kk * 16 + 2 * t + 8);
-    qa[kk][3] = ld32(qw + (g + 8) * kLdX + kk * 16 + 2 * t + 8);
-  }
+  row_fragments<kLdX, 2>(sm.q, warp * 16, g, t, qa);
   // Output rows g and g + 8 of the warp, dimensions nt * 8 + 2t, + 1 (accumulator layout).
   float o[kHd / 8][4];
 #pragma unroll
@@ -247,14 +295,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     __syncthreads();
     // S = Q Kᵀ for 8 tiles of 8 keys; B operand (dim, key) = K[key][dim], a pair per register.
     float s[kKeys / 8][4];
-#pragma unroll
-    for (int j = 0; j < kKeys / 8; ++j) {
-      s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
-      const bf16* kr = sm.k + (j * 8 + g) * kLdX + 2 * t;
-#pragma unroll
-      for (int kk = 0; kk < 2; ++kk)
-        mma16816(s[j], qa[kk], ld32(kr + kk * 16), ld32(kr + kk * 16 + 8));
-    }
+    times_rows_t(qa, sm.k, g, t, s);
     // Base-2 scaled scores, keys past n at -inf (only the last tile has any: the test is uniform
     // across the block); the tile's row maxima over the quad.
     const bool tail = k0 + kKeys > n;
@@ -276,18 +317,16 @@ __global__ void __launch_bounds__(kWarps * 32)
       alpha[i] = exp2f(m[i] - m_new);
       m[i] = m_new;
     }
-    // P = exp2(s - m) (sums in float32, the P V operand rounded to bf16): tile j of 8 keys is
-    // half (j & 1) of the A operand for keys (j / 2) * 16 .. + 16.
-    uint32_t pa[kKeys / 16][4];
+    // P = exp2(s - m) in place (sums in float32, the P V operand rounded to bf16).
 #pragma unroll
     for (int j = 0; j < kKeys / 8; ++j) {
-      const float p0 = exp2f(s[j][0] - m[0]), p1 = exp2f(s[j][1] - m[0]);
-      const float p2 = exp2f(s[j][2] - m[1]), p3 = exp2f(s[j][3] - m[1]);
-      ls[0] += p0 + p1;
-      ls[1] += p2 + p3;
-      pa[j >> 1][(j & 1) * 2] = pack_bf16(p0, p1);      // row g
-      pa[j >> 1][(j & 1) * 2 + 1] = pack_bf16(p2, p3);  // row g + 8
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[j][e] = exp2f(s[j][e] - m[e >> 1]);
+      ls[0] += s[j][0] + s[j][1];
+      ls[1] += s[j][2] + s[j][3];
     }
+    uint32_t pa[kKeys / 16][4];
+    to_a_operands(s, pa);
 #pragma unroll
     for (int i = 0; i < 2; ++i) {
       ls[i] += __shfl_xor_sync(0xffffffffu, ls[i], 1);
@@ -296,13 +335,10 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
     // O = alpha O + P V; B operand (key, dim) = Vᵀ[dim][key], a pair per register.
 #pragma unroll
-    for (int nt = 0; nt < kHd / 8; ++nt) {
-      o[nt][0] *= alpha[0], o[nt][1] *= alpha[0], o[nt][2] *= alpha[1], o[nt][3] *= alpha[1];
-      const bf16* vr = sm.vt + (nt * 8 + g) * kLdVt + 2 * t;
+    for (int nt = 0; nt < kHd / 8; ++nt)
 #pragma unroll
-      for (int kk = 0; kk < kKeys / 16; ++kk)
-        mma16816(o[nt], pa[kk], ld32(vr + kk * 16), ld32(vr + kk * 16 + 8));
-    }
+      for (int e = 0; e < 4; ++e) o[nt][e] *= alpha[e >> 1];
+    times_transposed(pa, sm.vt, g, t, o);
   }
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
@@ -324,6 +360,17 @@ __global__ void __launch_bounds__(kWarps * 32)
 // accumulates dV = Pᵀ dO and dK = dSᵀ Q for its keys in WMMA accumulators (each warp 16 keys);
 // dS = P (dP - D) / sqrt(32) with dP = dO Vᵀ and D = rowsum(dO * O); dQ = dS K goes to a float32
 // buffer by atomic adds (so dQ's summation order varies run to run, as cuDNN's).
+
+// The log-sum-exp and D of query tile q0's 64 rows into shared memory; rows past n get lse = +inf
+// (P = exp2(-inf) = 0: no contribution) and D = 0.
+__device__ __forceinline__ void stage_row_stats(float* lse_s, float* dvec_s, const float* lse_bh,
+                                                const float* dvec_bh, int q0, int n) {
+  for (int i = threadIdx.x; i < kQ; i += kWarps * 32) {
+    const bool ok = q0 + i < n;
+    lse_s[i] = ok ? lse_bh[q0 + i] : INFINITY;
+    dvec_s[i] = ok ? dvec_bh[q0 + i] : 0.f;
+  }
+}
 
 struct __align__(32) BwdSmem {
   bf16 k[kKeys * kLdX];
@@ -381,11 +428,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     __syncthreads();  // the previous query tile is no longer read (and K, V are loaded)
     load_tile(sm.q, seq, row_stride, hq, q0, n);
     load_tile(sm.dout, dseq, d, hq, q0, n);
-    for (int i = threadIdx.x; i < kQ; i += kWarps * 32) {
-      const bool ok = q0 + i < n;  // past n: P = exp2(-inf) = 0, so no contribution
-      sm.lse[i] = ok ? lse_bh[q0 + i] : INFINITY;
-      sm.dvec[i] = ok ? dvec_bh[q0 + i] : 0.f;
-    }
+    stage_row_stats(sm.lse, sm.dvec, lse_bh, dvec_bh, q0, n);
     __syncthreads();
     times_tile_t(sm.q + warp * 16 * kLdX, sm.k, S);  // S = Q_w Kᵀ for the warp's 16 queries
     __syncwarp();
@@ -467,47 +510,6 @@ struct __align__(16) MmaBwdSmem {
   float lse[kQ], dvec[kQ];
 };
 
-// A operand (16 x 32: rows r0 .. r0 + 15 of a row-major tile with ld kLdX) as two k-steps.
-__device__ __forceinline__ void row_fragments(const bf16* tile, int r0, int g, int t,
-                                              uint32_t (&a)[2][4]) {
-  const bf16* base = tile + r0 * kLdX + 2 * t;
-#pragma unroll
-  for (int kk = 0; kk < 2; ++kk) {
-    a[kk][0] = ld32(base + g * kLdX + kk * 16);
-    a[kk][1] = ld32(base + (g + 8) * kLdX + kk * 16);
-    a[kk][2] = ld32(base + g * kLdX + kk * 16 + 8);
-    a[kk][3] = ld32(base + (g + 8) * kLdX + kk * 16 + 8);
-  }
-}
-
-// acc[j] (16 x 8, j = 0..7) = a (16 x 32) x rows[j * 8 .. + 8]ᵀ of a row-major tile (ld kLdX):
-// 16 rows against 64 tokens.
-__device__ __forceinline__ void times_rows_t(const uint32_t (&a)[2][4], const bf16* rows, int g,
-                                             int t, float (&acc)[kKeys / 8][4]) {
-#pragma unroll
-  for (int j = 0; j < kKeys / 8; ++j) {
-    acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
-    const bf16* r = rows + (j * 8 + g) * kLdX + 2 * t;
-#pragma unroll
-    for (int kk = 0; kk < 2; ++kk)
-      mma16816(acc[j], a[kk], ld32(r + kk * 16), ld32(r + kk * 16 + 8));
-  }
-}
-
-// acc[nt] (16 x 8, nt = 0..3) += w (16 x 64, A operands per 16 tokens) x tile (64 tokens x 32
-// dims) given transposed (ld kLdVt): the weighted sum over the 64 tokens.
-__device__ __forceinline__ void times_transposed(const uint32_t (&w)[kKeys / 16][4],
-                                                 const bf16* tile_t, int g, int t,
-                                                 float (&acc)[kHd / 8][4]) {
-#pragma unroll
-  for (int nt = 0; nt < kHd / 8; ++nt) {
-    const bf16* r = tile_t + (nt * 8 + g) * kLdVt + 2 * t;
-#pragma unroll
-    for (int kk = 0; kk < kKeys / 16; ++kk)
-      mma16816(acc[nt], w[kk], ld32(r + kk * 16), ld32(r + kk * 16 + 8));
-  }
-}
-
 __global__ void __launch_bounds__(kWarps * 32)
     attention_backward_mma_kernel(const bf16* __restrict__ qkv, const bf16* __restrict__ dout,
                                   const float* __restrict__ lse, const float* __restrict__ dvec,
@@ -528,8 +530,8 @@ __global__ void __launch_bounds__(kWarps * 32)
   load_tile_t(sm.kt, seq, row_stride, hk, k0, n);
   __syncthreads();
   uint32_t ka[2][4], va[2][4];  // the warp's 16 keys: K and V rows as A operands
-  row_fragments(sm.k, warp * 16, g, t, ka);
-  row_fragments(sm.v, warp * 16, g, t, va);
+  row_fragments<kLdX, 2>(sm.k, warp * 16, g, t, ka);
+  row_fragments<kLdX, 2>(sm.v, warp * 16, g, t, va);
   // Keys past n (rows g, g + 8 of the warp's 16) take no weight.
   const bool key_ok[2] = {k0 + warp * 16 + g < n, k0 + warp * 16 + g + 8 < n};
   float dk[kHd / 8][4], dv[kHd / 8][4];  // keys g, g + 8 x dims nt * 8 + 2t, + 1
@@ -546,11 +548,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     load_tile_t(sm.qt, seq, row_stride, hq, q0, n);
     load_tile(sm.dout, dseq, d, hq, q0, n);
     load_tile_t(sm.doutt, dseq, d, hq, q0, n);
-    for (int i = threadIdx.x; i < kQ; i += kWarps * 32) {
-      const bool ok = q0 + i < n;  // past n: P = exp2(-inf) = 0, so no contribution
-      sm.lse[i] = ok ? lse_bh[q0 + i] : INFINITY;
-      sm.dvec[i] = ok ? dvec_bh[q0 + i] : 0.f;
-    }
+    stage_row_stats(sm.lse, sm.dvec, lse_bh, dvec_bh, q0, n);
     __syncthreads();
     // Pᵀ: keys (rows) x queries j * 8 + 2t + (e & 1) (columns).
     float p[kKeys / 8][4];
@@ -561,43 +559,30 @@ __global__ void __launch_bounds__(kWarps * 32)
       for (int e = 0; e < 4; ++e)
         p[j][e] =
             key_ok[e >> 1] ? exp2f(p[j][e] * scale_log2 - sm.lse[j * 8 + 2 * t + (e & 1)]) : 0.f;
-    uint32_t w[kKeys / 16][4];  // A operands over 16 queries each (the forward's P packing)
-#pragma unroll
-    for (int j = 0; j < kKeys / 8; ++j) {
-      w[j >> 1][(j & 1) * 2] = pack_bf16(p[j][0], p[j][1]);
-      w[j >> 1][(j & 1) * 2 + 1] = pack_bf16(p[j][2], p[j][3]);
-    }
+    uint32_t w[kKeys / 16][4];  // A operands over 16 queries each
+    to_a_operands(p, w);
     times_transposed(w, sm.doutt, g, t, dv);  // dV += Pᵀ dO
     float dp[kKeys / 8][4];
     times_rows_t(va, sm.dout, g, t, dp);  // dPᵀ = V dOᵀ
-    // dSᵀ = Pᵀ (dPᵀ - D) / sqrt(32), rounded to bf16 for both products.
+    // dSᵀ = Pᵀ (dPᵀ - D) / sqrt(32) in place of dPᵀ, rounded to bf16 for both products; also
+    // stored query-major for dQ: (query j * 8 + 2t + (e & 1), key 16 warp + g (+ 8)).
 #pragma unroll
     for (int j = 0; j < kKeys / 8; ++j) {
-      float ds[4];
 #pragma unroll
       for (int e = 0; e < 4; ++e)
-        ds[e] = p[j][e] * (dp[j][e] - sm.dvec[j * 8 + 2 * t + (e & 1)]) * scale;
-      w[j >> 1][(j & 1) * 2] = pack_bf16(ds[0], ds[1]);
-      w[j >> 1][(j & 1) * 2 + 1] = pack_bf16(ds[2], ds[3]);
-      // dS query-major for dQ: (query j * 8 + 2t + (e & 1), key 16 warp + g (+ 8)).
+        dp[j][e] = p[j][e] * (dp[j][e] - sm.dvec[j * 8 + 2 * t + (e & 1)]) * scale;
       const int qc = j * 8 + 2 * t, kc = warp * 16 + g;
-      sm.ds[qc * kLdVt + kc] = __float2bfloat16_rn(ds[0]);
-      sm.ds[(qc + 1) * kLdVt + kc] = __float2bfloat16_rn(ds[1]);
-      sm.ds[qc * kLdVt + kc + 8] = __float2bfloat16_rn(ds[2]);
-      sm.ds[(qc + 1) * kLdVt + kc + 8] = __float2bfloat16_rn(ds[3]);
+      sm.ds[qc * kLdVt + kc] = __float2bfloat16_rn(dp[j][0]);
+      sm.ds[(qc + 1) * kLdVt + kc] = __float2bfloat16_rn(dp[j][1]);
+      sm.ds[qc * kLdVt + kc + 8] = __float2bfloat16_rn(dp[j][2]);
+      sm.ds[(qc + 1) * kLdVt + kc + 8] = __float2bfloat16_rn(dp[j][3]);
     }
+    to_a_operands(dp, w);
     times_transposed(w, sm.qt, g, t, dk);  // dK += dSᵀ Q
     __syncthreads();                       // every warp's dS columns are in place
     // dQ for queries 16 warp .. + 15 of the tile = dS (16 x 64 keys) x K (64 x 32).
     uint32_t dsa[kKeys / 16][4];
-    const bf16* dr = sm.ds + (warp * 16) * kLdVt + 2 * t;
-#pragma unroll
-    for (int kk = 0; kk < kKeys / 16; ++kk) {
-      dsa[kk][0] = ld32(dr + g * kLdVt + kk * 16);
-      dsa[kk][1] = ld32(dr + (g + 8) * kLdVt + kk * 16);
-      dsa[kk][2] = ld32(dr + g * kLdVt + kk * 16 + 8);
-      dsa[kk][3] = ld32(dr + (g + 8) * kLdVt + kk * 16 + 8);
-    }
+    row_fragments<kLdVt, kKeys / 16>(sm.ds, warp * 16, g, t, dsa);
     float dq[kHd / 8][4];
 #pragma unroll
     for (int nt = 0; nt < kHd / 8; ++nt) dq[nt][0] = dq[nt][1] = dq[nt][2] = dq[nt][3] = 0.f;
