@@ -63,6 +63,13 @@ Got run(const Case& c, at::Device dev, c10::ScalarType x_dtype, bool gelu = fals
   EXPECT_EQ(b.grad().scalar_type(), at::kFloat);
   return {y, x.grad(), w.grad(), b.grad()};
 }
+// The same with custom kernels off (ATen's ops and autograd's backward), for the A/B checks.
+Got run_aten(const Case& c, at::Device dev, c10::ScalarType x_dtype, bool gelu = false) {
+  accel::set_custom_kernels(false);
+  Got g = run(c, dev, x_dtype, gelu);
+  accel::set_custom_kernels(true);
+  return g;
+}
 
 }  // namespace
 
@@ -119,9 +126,7 @@ TEST(DifferentialLinear, CudaCustomAndAtenAgree) {
   const at::Device dev(at::kCUDA);
   Case c = make_case(4, 100, 64, 256, at::kFloat, 850);
   Got fused = run(c, dev, at::kFloat);
-  accel::set_custom_kernels(false);
-  Got aten = run(c, dev, at::kFloat);
-  accel::set_custom_kernels(true);
+  Got aten = run_aten(c, dev, at::kFloat);
   EXPECT_CLOSE_NORMWISE("y", to_vec(fused.y), to_vec(aten.y), 1e-6);
   EXPECT_CLOSE_NORMWISE("db", to_vec(fused.gb), to_vec(aten.gb), 1e-6);
   at::Tensor x = at::randn({3, 64}, at::TensorOptions().device(dev));
@@ -222,9 +227,7 @@ TEST(DifferentialLinear, CudaLinearGeluAgreesWithAten) {
     const std::string tag = "out " + std::to_string(out) + ": ";
     Case c = make_case(1, 300, 64, out, at::kFloat, 1200 + uint64_t(out), true);
     Got fused = run(c, dev, at::kFloat, true);
-    accel::set_custom_kernels(false);
-    Got aten = run(c, dev, at::kFloat, true);
-    accel::set_custom_kernels(true);
+    Got aten = run_aten(c, dev, at::kFloat, true);
     EXPECT_CLOSE_NORMWISE(tag + "y", to_vec(fused.y), to_vec(aten.y), 1e-6);
     EXPECT_CLOSE_NORMWISE(tag + "dx", to_vec(fused.gx), to_vec(aten.gx), 1e-6);
     EXPECT_CLOSE_NORMWISE(tag + "dw", to_vec(fused.gw), to_vec(aten.gw), 1e-6);
