@@ -20,6 +20,7 @@
 #include "accelerated/precision.h"
 #include "accelerated/tensor_io.h"
 #include "accelerated/train.h"
+#include "bench/golden_dir.h"
 #include "core/model_init.h"
 #include "core/npz.h"
 #include "core/provenance.h"
@@ -143,17 +144,24 @@ inline FinetuneSetup make_finetune_setup(int64_t clips, at::Device dev) {
   return f;
 }
 
-// The golden directory (HACM_GOLDEN_DIR, else ../shared/golden); empty with a message when
-// `file` is not there.
-inline std::string golden_dir_with(const std::string& file) {
-  const char* gd = std::getenv("HACM_GOLDEN_DIR");
-  std::string dir = gd && *gd ? gd : std::string(HACM_SOURCE_DIR) + "/../shared/golden";
-  if (FILE* f = std::fopen((dir + "/" + file).c_str(), "rb")) {
-    std::fclose(f);
-    return dir;
-  }
-  std::printf("validation skipped: %s/%s not found\n", dir.c_str(), file.c_str());
-  return "";
+// The golden weights (weights_hacm.npz; with mamp, MAMP's own tensors of weights_mamp.npz over
+// its blocks and norms, golden README §3.3) in float32 on dev.
+inline accel::StateDict golden_weights(const std::string& dir, at::Device dev, bool mamp = false) {
+  accel::StateDict sd = accel::load_state_dict(dir + "/weights_hacm.npz", at::kFloat);
+  if (mamp)
+    for (auto& [k, v] : accel::load_state_dict(dir + "/weights_mamp.npz", at::kFloat)) sd[k] = v;
+  for (auto& [k, v] : sd) v = v.to(dev);
+  return sd;
+}
+
+// A float32 loss against the golden one (README §5 float32 loss bound, 1e-5 relative), printed.
+inline bool golden_loss_matches(const char* what, const at::Tensor& loss, double ref,
+                                at::Device dev) {
+  const double got = loss.item<double>();
+  const bool ok = std::fabs(got - ref) <= 1e-5 * std::fabs(ref);
+  std::printf("validation on %s: %s %.9f vs golden %.9f -> %s\n", dev.is_cuda() ? "cuda" : "cpu",
+              what, got, ref, ok ? "OK" : "MISMATCH");
+  return ok;
 }
 
 // Validation: the float32 forward on the benchmark device reproduces the golden loss (a fast wrong
@@ -165,8 +173,7 @@ inline bool validate_golden_loss() {
   at::Device dev = bench_device();
   at::globalContext().setAllowTF32CuBLAS(false);
   NpzReader g(path);
-  accel::StateDict sd = accel::load_state_dict(dir + "/weights_hacm.npz", at::kFloat);
-  for (auto& [k, v] : sd) v = v.to(dev);
+  const accel::StateDict sd = golden_weights(dir, dev);
   accel::HacmConfig cfg;
   cfg.depth = g.get("cfg_depth").at_i64(0);
   cfg.decoder_depth = g.get("cfg_decoder_depth").at_i64(0);
@@ -176,11 +183,7 @@ inline bool validate_golden_loss() {
       accel::hacm_forward(sd, cfg, accel::to_tensor(g.get("x5"), at::kFloat).to(dev),
                           accel::to_tensor(g.get("U_t"), at::kFloat).to(dev),
                           accel::to_tensor(g.get("U_s"), at::kFloat).to(dev), &inj);
-  double got = o.loss.item<double>(), ref = g.get("loss").at_f64(0);
-  bool ok = std::fabs(got - ref) <= 1e-5 * std::fabs(ref);  // README §5 float32 loss bound
-  std::printf("validation on %s: loss %.9f vs golden %.9f -> %s\n", dev.is_cuda() ? "cuda" : "cpu",
-              got, ref, ok ? "OK" : "MISMATCH");
-  return ok;
+  return golden_loss_matches("loss", o.loss, g.get("loss").at_f64(0), dev);
 }
 
 // Validation of the linear-probe features (downstream encoder + mean pooling) in float32 on the
@@ -192,8 +195,7 @@ inline bool validate_golden_features() {
   at::Device dev = bench_device();
   at::globalContext().setAllowTF32CuBLAS(false);
   NpzReader g(dir + "/hacm_downstream.npz");
-  accel::StateDict sd = accel::load_state_dict(dir + "/weights_hacm.npz", at::kFloat);
-  for (auto& [k, v] : sd) v = v.to(dev);
+  const accel::StateDict sd = golden_weights(dir, dev);
   accel::EncoderConfig cfg;
   cfg.depth = g.get("cfg_depth").at_i64(0);
   cfg.heads = g.get("cfg_heads").at_i64(0);
@@ -218,10 +220,7 @@ inline bool validate_golden_mamp_loss() {
   at::Device dev = bench_device();
   at::globalContext().setAllowTF32CuBLAS(false);
   NpzReader g(dir + "/mamp_forward.npz");
-  // MAMP's own tensors over the blocks / norms of the HA-CM weight file (golden README §3.3).
-  accel::StateDict sd = accel::load_state_dict(dir + "/weights_hacm.npz", at::kFloat);
-  for (auto& [k, v] : accel::load_state_dict(dir + "/weights_mamp.npz", at::kFloat)) sd[k] = v;
-  for (auto& [k, v] : sd) v = v.to(dev);
+  const accel::StateDict sd = golden_weights(dir, dev, /*mamp=*/true);
   accel::MampConfig cfg;
   cfg.depth = g.get("cfg_depth").at_i64(0);
   cfg.decoder_depth = g.get("cfg_decoder_depth").at_i64(0);
@@ -231,11 +230,7 @@ inline bool validate_golden_mamp_loss() {
   accel::MampOutputs o =
       accel::mamp_forward(sd, cfg, accel::to_tensor(g.get("x5"), at::kFloat).to(dev),
                           accel::to_tensor(g.get("U"), at::kFloat).to(dev));
-  const double got = o.loss.item<double>(), ref = g.get("loss").at_f64(0);
-  const bool ok = std::fabs(got - ref) <= 1e-5 * std::fabs(ref);  // README §5 float32 loss bound
-  std::printf("validation on %s: MAMP loss %.9f vs golden %.9f -> %s\n",
-              dev.is_cuda() ? "cuda" : "cpu", got, ref, ok ? "OK" : "MISMATCH");
-  return ok;
+  return golden_loss_matches("MAMP loss", o.loss, g.get("loss").at_f64(0), dev);
 }
 
 // LibTorch's BLAS (the BLAS_INFO entry of its build configuration).

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/golden_dir.h"
 #include "core/model_init.h"
 #include "core/npz.h"
 #include "core/provenance.h"
@@ -97,16 +98,9 @@ namespace {
 // 1e-10 relative), float with the golden selections injected (loss 1e-5 relative). True when the
 // golden files are absent (with a message).
 bool validate_golden_loss() {
-  const char* gd = std::getenv("HACM_GOLDEN_DIR");
-  const std::string dir = gd && *gd ? gd : std::string(HACM_SOURCE_DIR) + "/../shared/golden";
-  const std::string path = dir + "/hacm_forward.npz";
-  if (FILE* f = std::fopen(path.c_str(), "rb")) {
-    std::fclose(f);
-  } else {
-    std::printf("validation skipped: %s not found\n", path.c_str());
-    return true;
-  }
-  NpzReader r(path);
+  const std::string dir = bench::golden_dir_with("hacm_forward.npz");
+  if (dir.empty()) return true;
+  NpzReader r(dir + "/hacm_forward.npz");
   ref::HacmConfig cfg;
   cfg.heads = int(r.get("cfg_heads").at_i64(0));
   cfg.logit_scale = r.get("cfg_t_logit_scale").at_f64(0);
