@@ -2,7 +2,9 @@
 
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
+#include <ATen/cuda/CUDAContext.h>
 
+#include <cstdio>
 #include <stdexcept>
 
 namespace hacm::accel {
@@ -24,6 +26,16 @@ const char* precision_name(Precision p) {
       return "bf16";
   }
   return "?";
+}
+
+std::string device_description(c10::Device device) {
+  if (!device.is_cuda()) return "cpu";
+  const int index = device.has_index() ? device.index() : at::cuda::current_device();
+  const cudaDeviceProp* p = at::cuda::getDeviceProperties(index);
+  char text[320];
+  std::snprintf(text, sizeof text, "%s (sm_%d%d, %.1f GiB)", p->name, p->major, p->minor,
+                double(p->totalGlobalMem) / double(1ull << 30));
+  return text;
 }
 
 void set_matmul_precision(Precision p) {

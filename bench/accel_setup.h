@@ -250,6 +250,7 @@ inline int run_benchmarks(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::AddCustomContext("device", at::hasCUDA() ? "cuda" : "cpu");
+  benchmark::AddCustomContext("device_name", accel::device_description(bench_device()));
   benchmark::AddCustomContext("torch", TORCH_VERSION);
   const std::string commit = source_commit(HACM_SOURCE_DIR);
   benchmark::AddCustomContext("git_commit", commit.empty() ? "unknown" : commit);

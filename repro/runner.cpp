@@ -727,6 +727,7 @@ json run_protocol(const Protocol& p, const RunOptions& opt_in) {
                  {"git_commit", git_commit()},
                  {"backend", p.backend},
                  {"device", c.dev.is_cuda() ? "cuda" : "cpu"},
+                 {"device_name", accel::device_description(c.dev)},
                  {"data_device", c.device_data ? "device" : "host"},
                  {"precision", p.precision},
                  {"cuda_graphs", c.cuda_graphs},

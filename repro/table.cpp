@@ -30,8 +30,11 @@ static std::string precision_note(const json& r) {
 
 std::string render_run_summary(const json& r) {
   std::ostringstream os;
-  os << "\n## " << r.value("protocol", "?") << " (" << r.value("backend", "?") << ", "
-     << r.value("device", "?") << ", " << r.value("precision", std::string("fp32"))
+  // The GPU's name where the result records it (device_name, since the eighth session).
+  const std::string device =
+      r.value("device", "?") == "cuda" ? r.value("device_name", "cuda") : r.value("device", "?");
+  os << "\n## " << r.value("protocol", "?") << " (" << r.value("backend", "?") << ", " << device
+     << ", " << r.value("precision", std::string("fp32"))
      << (r.value("cuda_graphs", false) ? ", CUDA graphs" : "")
      << (r.value("device", "") == "cuda" && !r.value("custom_kernels", true) ? ", ATen ops only"
                                                                              : "")

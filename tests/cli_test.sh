@@ -96,6 +96,7 @@ run)
     f=$(ls "$T/r_$p"/*.json 2>/dev/null | head -1)
     if [ -n "$f" ] && grep -q '"top1_final"' "$f" && grep -q '"protocol_sha256"' "$f"; then ok "$p result $f"; else bad "$p: no result with top1_final"; fi
   done
+  grep -q '"device_name": "cpu"' "$T"/r_tiny_linear/*.json && ok "device_name recorded" || bad "no device_name"
   grep -q '"linear_random"' "$T"/r_tiny_linear/*.json && ok "random-init baseline recorded" || bad "no linear_random"
   grep -q '"subset_ids"' "$T"/r_tiny_linear/*.json && ok "semi subset ids recorded" || bad "no subset_ids"
   grep -q '"confusion_final"' "$T"/r_tiny_linear/*.json && grep -q '"confusion_final"' "$T"/r_tiny_reference/*.json && ok "confusion matrices recorded (both backends)" || bad "no confusion_final"
@@ -206,6 +207,7 @@ precision)
     echo "no CUDA device present: CUDA-graph run skipped"
   else
     "$REPRO" run "$T/tiny_graph.json" --work "$T/wg" --results "$T/rg" --no-progress >/dev/null 2>"$T/g.err" || bad "graph run failed: $(tail -3 "$T/g.err")"
+    grep -q '"device_name": ".*(sm_[0-9]*, [0-9.]* GiB)"' "$T"/rg/*.json && ok "the GPU's name recorded" || bad "device_name: $(grep -o '"device_name": [^,]*' "$T"/rg/*.json)"
     [ "$(tr -d ' \n' <"$T"/rg/*.json | grep -o '"cuda_graph":true' | wc -l)" = 2 ] && ok "pretraining and fine-tuning ran as CUDA graphs (recorded)" || bad "not both graphed: $(grep -o '"cuda_graph[_a-z]*": [^,]*' "$T"/rg/*.json)"
     python3 - "$T"/rc/*.json "$T"/rg/*.json <<'PY' && ok "CUDA-graph curves follow the eager ones" || bad "CUDA-graph curve differs"
 import json, sys
