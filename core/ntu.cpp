@@ -154,6 +154,14 @@ std::string_view trim(std::string_view s) {
   return s.substr(b, e - b);
 }
 
+std::string excerpt(std::string_view s) {
+  std::string e(s.substr(0, 40));
+  for (char& c : e)
+    if (static_cast<unsigned char>(c) < 32 || static_cast<unsigned char>(c) > 126) c = '?';
+  if (s.size() > 40) e += "...";
+  return e;
+}
+
 // Plain decimals "[-]ddd.ddd" with at most 15 digits: mantissa < 2^53 and 10^frac <= 10^15 are
 // exact doubles, and IEEE division rounds their quotient correctly, so the result equals the
 // correctly rounded value from_chars/strtod give (Clinger's fast path). Anything else: false.
@@ -489,14 +497,6 @@ void ntu_split_indices(const NtuSplit& split, const std::vector<NtuSampleName>& 
 // ---- .skeleton parsing ----
 
 namespace {
-
-std::string excerpt(std::string_view s) {
-  std::string e(s.substr(0, 40));
-  for (char& c : e)
-    if (static_cast<unsigned char>(c) < 32 || static_cast<unsigned char>(c) > 126) c = '?';
-  if (s.size() > 40) e += "...";
-  return e;
-}
 
 struct SkeletonParser {
   LineScanner sc;

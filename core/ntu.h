@@ -62,6 +62,9 @@ bool parse_i64(std::string_view tok, int64_t* v);
 // A token trimmed of spaces/tabs/\r on both sides.
 std::string_view trim(std::string_view s);
 
+// At most 40 characters of `s` for an error message, non-printable bytes as '?', "..." if cut.
+std::string excerpt(std::string_view s);
+
 // ---- Sample names ----
 
 struct NtuSampleName {

@@ -7,20 +7,12 @@
 #include <set>
 
 #include "core/error.h"
-#include "core/ntu.h"           // LineScanner, Tokens, parse_f64/i64, read_file_bytes
+#include "core/ntu.h"           // LineScanner, Tokens, parse_f64/i64, read_file_bytes, excerpt
 #include "core/ntu_pipeline.h"  // np_pairwise_sum
 
 namespace hacm {
 
 namespace {
-
-std::string excerpt(std::string_view s) {
-  std::string e(s.substr(0, 40));
-  for (char& c : e)
-    if (static_cast<unsigned char>(c) < 32 || static_cast<unsigned char>(c) > 126) c = '?';
-  if (s.size() > 40) e += "...";
-  return e;
-}
 
 bool is_dir(const std::string& p) {
   struct stat st;
