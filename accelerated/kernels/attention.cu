@@ -189,11 +189,15 @@ __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) {
 // 2t+1)}; in each 32-bit register the lower-indexed element sits in the low half.
 __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
                                          uint32_t b1) {
+#ifdef HACM_CUDA_EMULATION  // the CPU emulator of the tests (tests/cuda_emu): the same product
+  hacm_emu::mma_m16n8k16_bf16(d, a, b0, b1);
+#else
   asm volatile(
       "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
       "{%8,%9}, {%0,%1,%2,%3};\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+#endif
 }
 
 // Part `which` (v) of 64 tokens from r0, transposed: dst[dim * kLdVt + token] (zero past n). A

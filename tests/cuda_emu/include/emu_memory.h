@@ -1,0 +1,47 @@
+// "Device" buffers for the emulated kernels (tests/cuda_emu/include/hacm_emu.h) with an
+// inaccessible page right after their last 16-byte granule: a kernel that reads or writes past
+// the end stops the test with a message naming the kernel and the thread (compute-sanitizer's
+// memcheck, for the most common out-of-bounds error: the off-by-one at a tile's or a grid's end,
+// which can write values, e.g. zeros, that no comparison of results would notice).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <vector>
+
+namespace hacm_emu {
+
+// `bytes` (rounded up to 16) ending at a PROT_NONE page; 16-byte aligned. Never null.
+void* guarded_alloc(size_t bytes);
+void guarded_free(void* p, size_t bytes);
+
+template <typename T>
+class Guarded {
+ public:
+  explicit Guarded(size_t n, T fill = T())
+      : n_(n), p_(static_cast<T*>(guarded_alloc(n * sizeof(T)))) {
+    for (size_t i = 0; i < n_; ++i) p_[i] = fill;
+  }
+  template <typename U>
+  explicit Guarded(const std::vector<U>& v) : Guarded(v.size()) {
+    for (size_t i = 0; i < n_; ++i) p_[i] = T(v[i]);
+  }
+  ~Guarded() { guarded_free(p_, n_ * sizeof(T)); }
+  Guarded(const Guarded&) = delete;
+  Guarded& operator=(const Guarded&) = delete;
+  T* data() { return p_; }
+  const T* data() const { return p_; }
+  size_t size() const { return n_; }
+  T& operator[](size_t i) { return p_[i]; }
+  const T& operator[](size_t i) const { return p_[i]; }
+  T* begin() { return p_; }
+  T* end() { return p_ + n_; }
+  const T* begin() const { return p_; }
+  const T* end() const { return p_ + n_; }
+
+ private:
+  size_t n_;
+  T* p_;
+};
+
+}  // namespace hacm_emu

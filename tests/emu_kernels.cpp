@@ -1,0 +1,476 @@
+// Differential, without a GPU: the custom CUDA kernels' real source (accelerated/kernels/*.cu)
+// run by the CPU emulator of tests/cuda_emu (every CUDA thread a fiber, warp shuffles, WMMA and
+// mma.sync emulated lane by lane) against the float64 reference, on every machine and in CI.
+// The CUDA tests (diff_layer_norm, diff_linear, diff_hyperbolic, diff_attention) check the same
+// kernels on a GPU; these catch index, fragment-layout, tiling and launch-configuration errors
+// before a GPU sees the code, and the emulator fails a test on a shuffle with missing lanes, a
+// misaligned WMMA tile or a deadlock at a barrier. Bounds are the CUDA tests' (the arithmetic is
+// the same float32; only tensor-core summation order and a few ulps of exp/tanh differ).
+#include <cuda_bf16.h>
+#include <emu_memory.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "accelerated/kernels/attention.h"
+#include "accelerated/kernels/column_sum.h"
+#include "accelerated/kernels/gelu.h"
+#include "accelerated/kernels/hyperbolic.h"
+#include "accelerated/kernels/layer_norm.h"
+#include "core/rng.h"
+#include "reference/hyperbolic.h"
+#include "reference/transformer.h"
+#include "tests/compare.h"
+
+using namespace hacm;
+using hacm::cuda::Dtype;
+using hacm::ref::Tensor;
+
+namespace {
+
+using bf16 = __nv_bfloat16;
+
+float round_bf16(double v) {
+  return __bfloat162float(__float2bfloat16_rn(float(v)));
+}
+
+// Normal values (scale `s`, offset `o`) rounded to what `t` stores, as double.
+std::vector<double> normals(size_t n, uint64_t seed, double s = 1.0, double o = 0.0,
+                            Dtype t = Dtype::kF32) {
+  Rng rng(seed);
+  std::vector<double> v(n);
+  for (double& x : v) {
+    const double r = o + s * rng.normal();
+    x = t == Dtype::kBF16 ? double(round_bf16(r)) : double(float(r));
+  }
+  return v;
+}
+
+// Kernel buffers: guarded at their end (tests/cuda_emu/include/emu_memory.h), so that an access
+// past the end stops the test naming the kernel.
+using F32 = hacm_emu::Guarded<float>;
+
+std::vector<double> dbl(const F32& v) {
+  return std::vector<double>(v.begin(), v.end());
+}
+
+// Kernel-side storage of a double vector as float32 or bf16 (exact: values come from normals).
+struct Buf {
+  Dtype t;
+  F32 f;
+  hacm_emu::Guarded<bf16> h;
+  Buf(const std::vector<double>& v, Dtype type)
+      : t(type), f(type == Dtype::kF32 ? v.size() : 0), h(type == Dtype::kBF16 ? v.size() : 0) {
+    for (size_t i = 0; i < v.size(); ++i)
+      if (t == Dtype::kF32)
+        f[i] = float(v[i]);
+      else
+        h[i] = __float2bfloat16_rn(float(v[i]));
+  }
+  Buf(size_t n, Dtype type)
+      : t(type),
+        f(type == Dtype::kF32 ? n : 0, NAN),
+        h(type == Dtype::kBF16 ? n : 0, __float2bfloat16_rn(NAN)) {}
+  void* data() { return t == Dtype::kF32 ? static_cast<void*>(f.data()) : h.data(); }
+  std::vector<double> values() const {
+    if (t == Dtype::kF32) return dbl(f);
+    std::vector<double> v;
+    for (bf16 x : h) v.push_back(__bfloat162float(x));
+    return v;
+  }
+};
+
+Tensor<double> tensor(std::vector<int64_t> shape, const std::vector<double>& v) {
+  Tensor<double> t(std::move(shape));
+  t.data = v;
+  return t;
+}
+
+const char* name(Dtype t) {
+  return t == Dtype::kF32 ? "f32" : "bf16";
+}
+
+}  // namespace
+
+// ---- LayerNorm (kernels/layer_norm.cu, kernels/partial_sums.cu) ----
+
+// Every compiled width; row counts with a partial last block and several blocks of weight-gradient
+// partials; float32 storage, and the autocast form (float32 in, bf16 out and bf16 gradient).
+TEST(EmuLayerNorm, MatchesReference) {
+  for (int64_t C : {64, 128, 256, 512})
+    for (int64_t rows : {int64_t(1), int64_t(7), int64_t(70)})
+      for (Dtype ty : {Dtype::kF32, Dtype::kBF16}) {
+        const std::string tag =
+            "C=" + std::to_string(C) + " rows=" + std::to_string(rows) + " y/dy " + name(ty) + " ";
+        const uint64_t seed = 100 + uint64_t(C + rows) + (ty == Dtype::kBF16 ? 7 : 0);
+        const size_t n = size_t(rows * C);
+        const auto x = normals(n, seed, 1.0, 3.0), dy = normals(n, seed + 1, 1.0, 0.0, ty);
+        const auto w = normals(size_t(C), seed + 2, 0.5, 1.0),
+                   b = normals(size_t(C), seed + 3, 0.5);
+        ref::LayerNormParams<double> p{tensor({C}, w), tensor({C}, b)};
+        ref::LayerNormCache<double> cache;
+        const Tensor<double> xr = tensor({rows, C}, x);
+        const Tensor<double> y_ref = ref::layernorm_forward(xr, p, 1e-5, &cache);
+        ref::LayerNormParams<double> g{Tensor<double>({C}), Tensor<double>({C})};
+        const Tensor<double> dx_ref =
+            ref::layernorm_backward(xr, p, cache, tensor({rows, C}, dy), g);
+
+        F32 xf(x), wf(w), bf(b);
+        F32 mean(size_t(rows), 0.f), rstd(size_t(rows), 0.f), dx(n), dw(size_t(C), 0.f),
+            db(size_t(C), 0.f);
+        Buf y(n, ty), dyb(dy, ty);
+        cuda::layer_norm_forward(xf.data(), Dtype::kF32, wf.data(), bf.data(), y.data(), ty,
+                                 mean.data(), rstd.data(), rows, C, 1e-5f, nullptr);
+        F32 scratch(size_t(cuda::layer_norm_backward_scratch(rows, C)));
+        cuda::layer_norm_backward(dyb.data(), ty, xf.data(), Dtype::kF32, wf.data(), mean.data(),
+                                  rstd.data(), dx.data(), dw.data(), db.data(), scratch.data(),
+                                  rows, C, nullptr);
+        // float32 arithmetic: 1e-5 normwise (as diff_layer_norm); a bf16 y is rounded once
+        // (2^-9 relative): 4e-3.
+        EXPECT_CLOSE_NORMWISE(tag + "y", y.values(), y_ref.data, ty == Dtype::kF32 ? 1e-5 : 4e-3);
+        EXPECT_CLOSE_NORMWISE(tag + "dx", dbl(dx), dx_ref.data, 1e-5);
+        EXPECT_CLOSE_NORMWISE(tag + "dw", dbl(dw), g.w.data, 1e-5);
+        EXPECT_CLOSE_NORMWISE(tag + "db", dbl(db), g.b.data, 1e-5);
+        std::vector<double> rstd_ref;
+        for (double r : cache.rstd) rstd_ref.push_back(r);
+        EXPECT_CLOSE_NORMWISE(tag + "rstd", dbl(rstd), rstd_ref, 1e-6);
+      }
+}
+
+// The residual form against the unfused addition + LayerNorm it replaces, bit for bit (the
+// promise of kernels/layer_norm.h), forward and backward, with and without the sum's other
+// gradient, the branch in bf16 (autocast) and float32.
+TEST(EmuLayerNorm, ResidualFormIsBitIdenticalToAddThenNorm) {
+  const int64_t rows = 37, C = 256;
+  const size_t n = size_t(rows * C);
+  for (Dtype tr : {Dtype::kF32, Dtype::kBF16})
+    for (bool with_ds : {false, true}) {
+      const std::string tag = std::string("branch ") + name(tr) + (with_ds ? " +ds " : " ");
+      const auto x = normals(n, 300, 1.0, 2.0), r = normals(n, 301, 0.5, 0.0, tr);
+      const auto dy = normals(n, 302, 1.0, 0.0, Dtype::kBF16), ds = normals(n, 303);
+      const auto w = normals(size_t(C), 304, 0.5, 1.0), b = normals(size_t(C), 305, 0.5);
+      F32 xf(x), wf(w), bf(b), dsf(ds);
+      Buf rb(r, tr), dyb(dy, Dtype::kBF16);
+      F32 scratch(size_t(cuda::layer_norm_backward_scratch(rows, C)));
+      // Fused.
+      F32 sum(n), mean(size_t(rows), 0.f), rstd(size_t(rows), 0.f), dx(n), dw(size_t(C), 0.f),
+          db(size_t(C), 0.f);
+      Buf y(n, Dtype::kBF16), dr(n, tr);
+      cuda::add_layer_norm_forward(xf.data(), rb.data(), tr, sum.data(), wf.data(), bf.data(),
+                                   y.data(), Dtype::kBF16, mean.data(), rstd.data(), rows, C, 1e-5f,
+                                   nullptr);
+      cuda::add_layer_norm_backward(dyb.data(), Dtype::kBF16, sum.data(), wf.data(), mean.data(),
+                                    rstd.data(), with_ds ? dsf.data() : nullptr, dx.data(),
+                                    dr.data(), tr, dw.data(), db.data(), scratch.data(), rows, C,
+                                    nullptr);
+      // Unfused: s = x + r (float32), LayerNorm(s); ds + dLN, and its cast to the branch's type.
+      F32 s(n), mean2(size_t(rows), 0.f), rstd2(size_t(rows), 0.f), dln(n), dw2(size_t(C), 0.f),
+          db2(size_t(C), 0.f);
+      const auto rv = rb.values();
+      for (size_t i = 0; i < n; ++i) s[i] = xf[i] + float(rv[i]);
+      Buf y2(n, Dtype::kBF16);
+      cuda::layer_norm_forward(s.data(), Dtype::kF32, wf.data(), bf.data(), y2.data(), Dtype::kBF16,
+                               mean2.data(), rstd2.data(), rows, C, 1e-5f, nullptr);
+      cuda::layer_norm_backward(dyb.data(), Dtype::kBF16, s.data(), Dtype::kF32, wf.data(),
+                                mean2.data(), rstd2.data(), dln.data(), dw2.data(), db2.data(),
+                                scratch.data(), rows, C, nullptr);
+      std::vector<double> dx2(n), dr2(n);
+      for (size_t i = 0; i < n; ++i) {
+        dx2[i] = with_ds ? double(dsf[i] + dln[i]) : double(dln[i]);
+        dr2[i] = tr == Dtype::kBF16 ? double(round_bf16(float(dx2[i]))) : dx2[i];
+      }
+      auto same = [&](const std::string& what, const std::vector<double>& a,
+                      const std::vector<double>& b2) {
+        EXPECT_CLOSE(tag + what, a, b2, 0.0, 0.0);  // bit for bit
+      };
+      same("sum", dbl(sum), dbl(s));
+      same("y", y.values(), y2.values());
+      same("dx", dbl(dx), dx2);
+      same("dr", dr.values(), dr2);
+      same("dw", dbl(dw), dbl(dw2));
+      same("db", dbl(db), dbl(db2));
+    }
+}
+
+// ---- Column sums (kernels/column_sum.cu, column_reduce.cuh, partial_sums.cu) ----
+
+// Widths with a partial last column block (200, 1030) and rows below, at and above one row per
+// warp; the launch heuristics at 132 multiprocessors (an H100) and at 1 (a single row slice).
+TEST(EmuColumnSum, MatchesDoubleSums) {
+  for (int sms : {132, 1}) {
+    hacm_emu::set_multiprocessors(sms);
+    for (int64_t cols : {2, 64, 200, 256, 1030})
+      for (int64_t rows : {1, 9, 300})
+        for (Dtype t : {Dtype::kF32, Dtype::kBF16}) {
+          const std::string tag = "sms=" + std::to_string(sms) + " " + std::to_string(rows) + "x" +
+                                  std::to_string(cols) + " " + name(t);
+          const auto x = normals(size_t(rows * cols), 400 + uint64_t(rows * 7 + cols), 1.0, 0.5, t);
+          Buf xb(x, t);
+          ASSERT_TRUE(cuda::column_sum_supports(cols, xb.data()));
+          F32 out(size_t(cols), NAN), scratch(size_t(cuda::column_sum_scratch(rows, cols)), NAN);
+          cuda::column_sum(xb.data(), t, rows, cols, out.data(), scratch.data(), nullptr);
+          std::vector<double> want(size_t(cols), 0.0);
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t c = 0; c < cols; ++c) want[size_t(c)] += x[size_t(r * cols + c)];
+          // float32 sums of exact values over <= 300 rows: ~1e-7 relative; bound 1e-5 normwise.
+          EXPECT_CLOSE_NORMWISE(tag, dbl(out), want, 1e-5);
+        }
+  }
+  hacm_emu::set_multiprocessors(132);
+}
+
+// ---- fc1's GELU backward with its bias gradient (kernels/gelu.cu) ----
+
+TEST(EmuGeluBackward, MatchesReference) {
+  for (int64_t cols : {256, 200})
+    for (Dtype t : {Dtype::kF32, Dtype::kBF16}) {
+      const int64_t rows = 45;
+      const size_t n = size_t(rows * cols);
+      const std::string tag =
+          std::to_string(rows) + "x" + std::to_string(cols) + " " + name(t) + " ";
+      const auto h = normals(n, 500 + uint64_t(cols), 1.5, 0.0, t),
+                 dg = normals(n, 501, 1.0, 0.0, t);
+      const Tensor<double> dh_ref =
+          ref::gelu_backward(tensor({rows, cols}, h), tensor({rows, cols}, dg));
+      Buf hb(h, t), dgb(dg, t), dh(n, t);
+      ASSERT_TRUE(cuda::gelu_backward_supports(cols, dgb.data(), hb.data(), dh.data()));
+      F32 db(size_t(cols), NAN), scratch(size_t(cuda::gelu_backward_scratch(rows, cols)), NAN);
+      cuda::gelu_backward_column_sum(dgb.data(), hb.data(), t, dh.data(), rows, cols, db.data(),
+                                     scratch.data(), nullptr);
+      // dh: float32 arithmetic (1e-5), rounded once to bf16 when stored so (4e-3); db sums the
+      // stored dh in float32: against the sums of the reference's dh, the same bounds.
+      const double bound = t == Dtype::kF32 ? 1e-5 : 4e-3;
+      EXPECT_CLOSE_NORMWISE(tag + "dh", dh.values(), dh_ref.data, bound);
+      std::vector<double> db_ref(size_t(cols), 0.0);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) db_ref[size_t(c)] += dh_ref.data[size_t(r * cols + c)];
+      EXPECT_CLOSE_NORMWISE(tag + "db", dbl(db), db_ref, bound);
+    }
+}
+
+// ---- The Poincaré map of the tokens (kernels/hyperbolic.cu) ----
+
+// Rows of norm ~0.1 to ~30 (the last ones beyond the projection's threshold, where float32's
+// tanh rounds to 1) and a zero row, at every compiled width.
+TEST(EmuExpmapProjection, MatchesReference) {
+  for (int64_t C : {64, 128, 256, 512}) {
+    const int64_t rows = 20;
+    std::vector<double> x = normals(size_t(rows * C), 600 + uint64_t(C));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < C; ++c)
+        x[size_t(r * C + c)] =
+            double(float(x[size_t(r * C + c)] * (r == 0 ? 0.0 : 0.01 * std::pow(1.5, double(r)))));
+    const auto dy = normals(size_t(rows * C), 601);
+    const Tensor<double> xr = tensor({rows, C}, x);
+    const Tensor<double> y_ref = ref::expmap_with_projection_forward(xr);
+    const Tensor<double> dx_ref = ref::expmap_with_projection_backward(xr, tensor({rows, C}, dy));
+    F32 xf(x), dyf(dy), y(x.size(), NAN), dx(x.size(), NAN);
+    ASSERT_TRUE(cuda::expmap_projection_supports(C));
+    cuda::expmap_projection_forward(xf.data(), y.data(), rows, C, nullptr);
+    cuda::expmap_projection_backward(xf.data(), dyf.data(), dx.data(), rows, C, nullptr);
+    const std::string tag = "C=" + std::to_string(C) + " ";
+    // Rows beyond the threshold differ between float32 (projected) and double (tanh < 1): compare
+    // the rows where both take the same branch, float32 rounding of tanh and the norm: 1e-5.
+    std::vector<double> yg, yw, dg, dw;
+    for (int64_t r = 0; r < rows; ++r) {
+      double norm = 0;
+      for (int64_t c = 0; c < C; ++c) norm += x[size_t(r * C + c)] * x[size_t(r * C + c)];
+      if (std::sqrt(norm) > 8.0) continue;
+      for (int64_t c = 0; c < C; ++c) {
+        const size_t i = size_t(r * C + c);
+        yg.push_back(y[i]), yw.push_back(y_ref.data[i]), dg.push_back(dx[i]),
+            dw.push_back(dx_ref.data[i]);
+      }
+    }
+    ASSERT_GE(yg.size(), size_t(8 * C));
+    EXPECT_CLOSE_NORMWISE(tag + "y", yg, yw, 1e-5);
+    EXPECT_CLOSE_NORMWISE(tag + "dx", dg, dw, 1e-4);
+    // Saturated rows (tanh = 1 in float32): on the ball's boundary, norm 1 - 1e-5 where the
+    // projection triggered (the float32 norm of tanh(|x|) x / |x| reached 1), else just below 1.
+    for (int64_t r = rows - 3; r < rows; ++r) {
+      double norm = 0;
+      for (int64_t c = 0; c < C; ++c) norm += double(y[size_t(r * C + c)]) * y[size_t(r * C + c)];
+      EXPECT_GE(std::sqrt(norm), 1.0 - 1e-5 - 1e-6) << tag << "row " << r;
+      EXPECT_LT(std::sqrt(norm), 1.0) << tag << "row " << r;
+    }
+  }
+}
+
+// ---- Attention for head dimension 32 (kernels/attention.cu) ----
+
+namespace {
+
+// softmax(q kᵀ / sqrt(32)) v per head in double from qkv [B, N, 3d]; also each row's log2 of the
+// softmax denominator in the kernel's units (log2 sum 2^(s · log2(e) / sqrt(32))), and, given
+// dout [B, N, d], the gradient of qkv.
+struct AttentionRef {
+  std::vector<double> out, lse, dqkv;
+};
+AttentionRef attention_double(const std::vector<double>& qkv, const std::vector<double>& dout,
+                              int64_t B, int64_t N, int64_t heads) {
+  const int64_t d = 32 * heads, hd = 32;
+  const double scale = 1.0 / std::sqrt(32.0);
+  AttentionRef r{std::vector<double>(size_t(B * N * d)), std::vector<double>(size_t(B * heads * N)),
+                 std::vector<double>(size_t(B * N * 3 * d), 0.0)};
+  auto at = [&](int64_t b, int64_t i, int part, int64_t h, int64_t c) {
+    return size_t((b * N + i) * 3 * d + part * d + h * hd + c);
+  };
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < heads; ++h) {
+      std::vector<double> P(size_t(N * N)), dP(size_t(N * N));
+      for (int64_t i = 0; i < N; ++i) {
+        double m = -INFINITY;
+        for (int64_t j = 0; j < N; ++j) {
+          double s = 0;
+          for (int64_t c = 0; c < hd; ++c) s += qkv[at(b, i, 0, h, c)] * qkv[at(b, j, 1, h, c)];
+          P[size_t(i * N + j)] = s * scale;
+          m = std::max(m, s * scale);
+        }
+        double l = 0;
+        for (int64_t j = 0; j < N; ++j) l += std::exp(P[size_t(i * N + j)] - m);
+        for (int64_t j = 0; j < N; ++j)
+          P[size_t(i * N + j)] = std::exp(P[size_t(i * N + j)] - m) / l;
+        r.lse[size_t((b * heads + h) * N + i)] = (m + std::log(l)) / std::log(2.0);
+        for (int64_t c = 0; c < hd; ++c) {
+          double o = 0;
+          for (int64_t j = 0; j < N; ++j) o += P[size_t(i * N + j)] * qkv[at(b, j, 2, h, c)];
+          r.out[size_t((b * N + i) * d + h * hd + c)] = o;
+        }
+      }
+      // dV = Pᵀ dO; dP = dO Vᵀ; dS = P (dP - rowsum(P dP)); dQ = dS K s; dK = dSᵀ Q s.
+      for (int64_t i = 0; i < N; ++i) {
+        double rowsum = 0;
+        for (int64_t j = 0; j < N; ++j) {
+          double v = 0;
+          for (int64_t c = 0; c < hd; ++c)
+            v += dout[size_t((b * N + i) * d + h * hd + c)] * qkv[at(b, j, 2, h, c)];
+          dP[size_t(i * N + j)] = v;
+          rowsum += v * P[size_t(i * N + j)];
+        }
+        for (int64_t j = 0; j < N; ++j) {
+          const double p = P[size_t(i * N + j)], ds = p * (dP[size_t(i * N + j)] - rowsum) * scale;
+          for (int64_t c = 0; c < hd; ++c) {
+            r.dqkv[at(b, j, 2, h, c)] += p * dout[size_t((b * N + i) * d + h * hd + c)];
+            r.dqkv[at(b, i, 0, h, c)] += ds * qkv[at(b, j, 1, h, c)];
+            r.dqkv[at(b, j, 1, h, c)] += ds * qkv[at(b, i, 0, h, c)];
+          }
+        }
+      }
+    }
+  return r;
+}
+
+// One part (0 q, 1 k, 2 v) of a packed [B, N, 3d] tensor.
+std::vector<double> part_of(const std::vector<double>& packed, int part, int64_t rows, int64_t d) {
+  std::vector<double> v;
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < d; ++c) v.push_back(packed[size_t(r * 3 * d + part * d + c)]);
+  return v;
+}
+
+}  // namespace
+
+// Token counts around the 64-token tiles, two heads (d = 64), two sequences; scores spread over
+// ~±6 so the softmax is far from uniform. Both forward kernels (registers / WMMA) and, for
+// training, every pairing with both backward kernels (the lse units are shared).
+TEST(EmuAttention, ForwardAndBackwardMatchDouble) {
+  const int64_t B = 2, heads = 2, d = 32 * heads;
+  // Between barriers the threads run in index order, then in reverse (a missing barrier shows
+  // in one of the two).
+  for (bool reverse : {false, true}) {
+    hacm_emu::set_reverse_order(reverse);
+    for (int64_t n : {1, 7, 64, 65, 100}) {
+      const auto qkv = normals(size_t(B * n * 3 * d), 700 + uint64_t(n), 1.5, 0.0, Dtype::kBF16);
+      const auto dout = normals(size_t(B * n * d), 701 + uint64_t(n), 1.0, 0.0, Dtype::kBF16);
+      const AttentionRef want = attention_double(qkv, dout, B, n, heads);
+      ASSERT_TRUE(cuda::attention_forward_supports(d, heads, B, n));
+      Buf qkvb(qkv, Dtype::kBF16), doutb(dout, Dtype::kBF16);
+      for (bool mma_fwd : {true, false}) {
+        Buf out(size_t(B * n * d), Dtype::kBF16);
+        F32 lse(size_t(B * heads * n), NAN);
+        const int64_t launched = hacm_emu::launches("attention_forward_mma_kernel");
+        cuda::attention_forward(qkvb.data(), out.data(), B, n, heads, nullptr, lse.data(), mma_fwd);
+        ASSERT_EQ(hacm_emu::launches("attention_forward_mma_kernel") - launched, mma_fwd ? 1 : 0);
+        const std::string fwd = std::string(reverse ? "[reverse order] " : "") +
+                                (mma_fwd ? "mma" : "wmma") + " n=" + std::to_string(n);
+        // As diff_attention: P rounded to bf16 before P V, the output rounded once: 8e-3 normwise;
+        // lse: float32 sums of exact bf16 products, 1e-4 absolute in log2 units.
+        EXPECT_CLOSE_NORMWISE(fwd + " out", out.values(), want.out, 8e-3);
+        EXPECT_CLOSE(fwd + " lse", dbl(lse), want.lse, 1e-4, 0.0);
+        for (bool mma_bwd : {true, false}) {
+          Buf dqkv(size_t(B * n * 3 * d), Dtype::kBF16);
+          F32 dvec(size_t(B * heads * n), NAN), dq_acc(size_t(B * n * d), NAN);
+          const int64_t bwd_launched = hacm_emu::launches("attention_backward_mma_kernel");
+          cuda::attention_backward(qkvb.data(), out.data(), doutb.data(), lse.data(), dqkv.data(),
+                                   dvec.data(), dq_acc.data(), B, n, heads, nullptr, mma_bwd);
+          ASSERT_EQ(hacm_emu::launches("attention_backward_mma_kernel") - bwd_launched,
+                    mma_bwd ? 1 : 0);
+          const std::string tag = fwd + (mma_bwd ? " / mma backward " : " / wmma backward ");
+          const auto got = dqkv.values();
+          // P and dS rounded to bf16 before their products, results rounded to bf16: 1.5e-2
+          // normwise each (diff_attention). n = 1: dq, dk are exactly 0 (one key), compared
+          // absolutely.
+          for (int part = 0; part < 3; ++part) {
+            const char* pn = part == 0 ? "dq" : part == 1 ? "dk" : "dv";
+            const auto g = part_of(got, part, B * n, d), w = part_of(want.dqkv, part, B * n, d);
+            if (n == 1 && part < 2)
+              EXPECT_CLOSE(tag + pn, g, w, 1e-6, 0.0);
+            else
+              EXPECT_CLOSE_NORMWISE(tag + pn, g, w, 1.5e-2);
+          }
+        }
+      }
+    }
+  }
+  hacm_emu::set_reverse_order(false);
+}
+
+// ---- The emulator itself: it must catch what it promises to catch ----
+
+namespace {
+__global__ void divergent_shuffle(float* out) {
+  if (threadIdx.x % 32 == 5) return;  // one lane leaves before the shuffle
+  out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, float(threadIdx.x), 1);
+}
+__global__ void divergent_barrier(float* out) {
+  if (threadIdx.x < 32) {
+    __syncwarp();
+    __syncthreads();
+  } else {
+    __syncwarp();
+  }
+  out[threadIdx.x] = 1.f;
+}
+__global__ void butterfly(float* out) {
+  float v = float(threadIdx.x);
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  out[threadIdx.x] = v;
+}
+}  // namespace
+
+TEST(EmuSelf, ShufflesBarriersAndErrors) {
+  F32 out(64, NAN);
+  hacm_emu::launch("butterfly", dim3(1), dim3(64), [&] { butterfly(out.data()); });
+  for (int i = 0; i < 64; ++i)  // each warp's lane sum: 0 + .. + 31, 32 + .. + 63
+    EXPECT_EQ(out[size_t(i)], i < 32 ? 496.f : 1520.f) << i;
+  try {
+    hacm_emu::launch("divergent_shuffle", dim3(1), dim3(32),
+                     [&] { divergent_shuffle(out.data()); });
+    ADD_FAILURE() << "a shuffle with a missing lane passed";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("divergent_shuffle"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("lanes of the warp have returned"), std::string::npos)
+        << e.what();
+  }
+  // Warp 0 waits at __syncthreads, warp 1 has returned: exited threads count as arrived, so the
+  // barrier opens (as on the hardware) and every thread writes.
+  for (float& v : out) v = NAN;
+  hacm_emu::launch("divergent_barrier", dim3(1), dim3(64), [&] { divergent_barrier(out.data()); });
+  for (float v : out) EXPECT_EQ(v, 1.f);
+  EXPECT_THROW(hacm_emu::launch("too_big", dim3(1), dim3(2048), [&] {}), std::runtime_error);
+  EXPECT_THROW(hacm_emu::launch("partial_warp", dim3(1), dim3(48), [&] {}), std::runtime_error);
+}
