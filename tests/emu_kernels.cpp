@@ -374,16 +374,22 @@ std::vector<double> part_of(const std::vector<double>& packed, int part, int64_t
 
 }  // namespace
 
-// Token counts around the 64-token tiles, two heads (d = 64), two sequences; scores spread over
-// ~±6 so the softmax is far from uniform. Both forward kernels (registers / WMMA) and, for
-// training, every pairing with both backward kernels (the lse units are shared).
+// Token counts around the 64-token tiles with two heads (d = 64) and two sequences, and the
+// model's eight heads (d = 256) at an encoder's 86 tokens; scores spread over ~±6 so the softmax
+// is far from uniform. Both forward kernels (registers / WMMA) and, for training, every pairing
+// with both backward kernels (the lse units are shared).
 TEST(EmuAttention, ForwardAndBackwardMatchDouble) {
-  const int64_t B = 2, heads = 2, d = 32 * heads;
+  struct Shape {
+    int64_t B, heads, n;
+  };
+  const std::vector<Shape> shapes = {{2, 2, 1},  {2, 2, 7},   {2, 2, 64},
+                                     {2, 2, 65}, {2, 2, 100}, {1, 8, 86}};
   // Between barriers the threads run in index order, then in reverse (a missing barrier shows
   // in one of the two).
   for (bool reverse : {false, true}) {
     hacm_emu::set_reverse_order(reverse);
-    for (int64_t n : {1, 7, 64, 65, 100}) {
+    for (const Shape& shape : shapes) {
+      const int64_t B = shape.B, heads = shape.heads, n = shape.n, d = 32 * heads;
       const auto qkv = normals(size_t(B * n * 3 * d), 700 + uint64_t(n), 1.5, 0.0, Dtype::kBF16);
       const auto dout = normals(size_t(B * n * d), 701 + uint64_t(n), 1.0, 0.0, Dtype::kBF16);
       const AttentionRef want = attention_double(qkv, dout, B, n, heads);
@@ -396,7 +402,8 @@ TEST(EmuAttention, ForwardAndBackwardMatchDouble) {
         cuda::attention_forward(qkvb.data(), out.data(), B, n, heads, nullptr, lse.data(), mma_fwd);
         ASSERT_EQ(hacm_emu::launches("attention_forward_mma_kernel") - launched, mma_fwd ? 1 : 0);
         const std::string fwd = std::string(reverse ? "[reverse order] " : "") +
-                                (mma_fwd ? "mma" : "wmma") + " n=" + std::to_string(n);
+                                (mma_fwd ? "mma" : "wmma") + " heads=" + std::to_string(heads) +
+                                " n=" + std::to_string(n);
         // As diff_attention: P rounded to bf16 before P V, the output rounded once: 8e-3 normwise;
         // lse: float32 sums of exact bf16 products, 1e-4 absolute in log2 units.
         EXPECT_CLOSE_NORMWISE(fwd + " out", out.values(), want.out, 8e-3);
