@@ -63,8 +63,11 @@ struct Buf {
   Dtype t;
   F32 f;
   hacm_emu::Guarded<bf16> h;
+  // At least 8-byte aligned, as the kernels' pair accesses require (torch's allocations are).
   Buf(const std::vector<double>& v, Dtype type)
-      : t(type), f(type == Dtype::kF32 ? v.size() : 0), h(type == Dtype::kBF16 ? v.size() : 0) {
+      : t(type),
+        f(type == Dtype::kF32 ? v.size() : 0, 0.f, 8),
+        h(type == Dtype::kBF16 ? v.size() : 0, bf16{}, 8) {
     for (size_t i = 0; i < v.size(); ++i)
       if (t == Dtype::kF32)
         f[i] = float(v[i]);
@@ -73,8 +76,8 @@ struct Buf {
   }
   Buf(size_t n, Dtype type)
       : t(type),
-        f(type == Dtype::kF32 ? n : 0, NAN),
-        h(type == Dtype::kBF16 ? n : 0, __float2bfloat16_rn(NAN)) {}
+        f(type == Dtype::kF32 ? n : 0, NAN, 8),
+        h(type == Dtype::kBF16 ? n : 0, __float2bfloat16_rn(NAN), 8) {}
   void* data() { return t == Dtype::kF32 ? static_cast<void*>(f.data()) : h.data(); }
   std::vector<double> values() const {
     if (t == Dtype::kF32) return dbl(f);
@@ -99,46 +102,63 @@ const char* name(Dtype t) {
 // ---- LayerNorm (kernels/layer_norm.cu, kernels/partial_sums.cu) ----
 
 // Every compiled width; row counts with a partial last block and several blocks of weight-gradient
-// partials; float32 storage, and the autocast form (float32 in, bf16 out and bf16 gradient).
+// partials (400 rows: more than 48 partial rows, the partial sums' main loop, and, at one
+// multiprocessor, several rows per warp in the backward); storage float32, the autocast form
+// (float32 in, bf16 out and bf16 gradient) and bf16 throughout.
 TEST(EmuLayerNorm, MatchesReference) {
-  for (int64_t C : {64, 128, 256, 512})
-    for (int64_t rows : {int64_t(1), int64_t(7), int64_t(70)})
-      for (Dtype ty : {Dtype::kF32, Dtype::kBF16}) {
-        const std::string tag =
-            "C=" + std::to_string(C) + " rows=" + std::to_string(rows) + " y/dy " + name(ty) + " ";
-        const uint64_t seed = 100 + uint64_t(C + rows) + (ty == Dtype::kBF16 ? 7 : 0);
-        const size_t n = size_t(rows * C);
-        const auto x = normals(n, seed, 1.0, 3.0), dy = normals(n, seed + 1, 1.0, 0.0, ty);
-        const auto w = normals(size_t(C), seed + 2, 0.5, 1.0),
-                   b = normals(size_t(C), seed + 3, 0.5);
-        ref::LayerNormParams<double> p{tensor({C}, w), tensor({C}, b)};
-        ref::LayerNormCache<double> cache;
-        const Tensor<double> xr = tensor({rows, C}, x);
-        const Tensor<double> y_ref = ref::layernorm_forward(xr, p, 1e-5, &cache);
-        ref::LayerNormParams<double> g{Tensor<double>({C}), Tensor<double>({C})};
-        const Tensor<double> dx_ref =
-            ref::layernorm_backward(xr, p, cache, tensor({rows, C}, dy), g);
+  struct Storage {
+    Dtype x, y;
+  };
+  for (int sms : {132, 1}) {
+    hacm_emu::set_multiprocessors(sms);
+    for (int64_t C : {64, 128, 256, 512})
+      for (int64_t rows : {int64_t(1), int64_t(7), int64_t(70), int64_t(400)})
+        for (Storage st : {Storage{Dtype::kF32, Dtype::kF32}, Storage{Dtype::kF32, Dtype::kBF16},
+                           Storage{Dtype::kBF16, Dtype::kBF16}}) {
+          if ((rows == 400 && C != 64) || (sms == 1 && rows < 70)) continue;
+          const std::string tag = "sms=" + std::to_string(sms) + " C=" + std::to_string(C) +
+                                  " rows=" + std::to_string(rows) + " x " + name(st.x) + " y/dy " +
+                                  name(st.y) + " ";
+          const uint64_t seed = 100 + uint64_t(C + rows) + (st.y == Dtype::kBF16 ? 7 : 0) +
+                                (st.x == Dtype::kBF16 ? 13 : 0);
+          const size_t n = size_t(rows * C);
+          const auto x = normals(n, seed, 1.0, 3.0, st.x),
+                     dy = normals(n, seed + 1, 1.0, 0.0, st.y);
+          const auto w = normals(size_t(C), seed + 2, 0.5, 1.0),
+                     b = normals(size_t(C), seed + 3, 0.5);
+          ref::LayerNormParams<double> p{tensor({C}, w), tensor({C}, b)};
+          ref::LayerNormCache<double> cache;
+          const Tensor<double> xr = tensor({rows, C}, x);
+          const Tensor<double> y_ref = ref::layernorm_forward(xr, p, 1e-5, &cache);
+          ref::LayerNormParams<double> g{Tensor<double>({C}), Tensor<double>({C})};
+          const Tensor<double> dx_ref =
+              ref::layernorm_backward(xr, p, cache, tensor({rows, C}, dy), g);
 
-        F32 xf(x), wf(w), bf(b);
-        F32 mean(size_t(rows), 0.f), rstd(size_t(rows), 0.f), dx(n), dw(size_t(C), 0.f),
-            db(size_t(C), 0.f);
-        Buf y(n, ty), dyb(dy, ty);
-        cuda::layer_norm_forward(xf.data(), Dtype::kF32, wf.data(), bf.data(), y.data(), ty,
-                                 mean.data(), rstd.data(), rows, C, 1e-5f, nullptr);
-        F32 scratch(size_t(cuda::layer_norm_backward_scratch(rows, C)));
-        cuda::layer_norm_backward(dyb.data(), ty, xf.data(), Dtype::kF32, wf.data(), mean.data(),
-                                  rstd.data(), dx.data(), dw.data(), db.data(), scratch.data(),
-                                  rows, C, nullptr);
-        // float32 arithmetic: 1e-5 normwise (as diff_layer_norm); a bf16 y is rounded once
-        // (2^-9 relative): 4e-3.
-        EXPECT_CLOSE_NORMWISE(tag + "y", y.values(), y_ref.data, ty == Dtype::kF32 ? 1e-5 : 4e-3);
-        EXPECT_CLOSE_NORMWISE(tag + "dx", dbl(dx), dx_ref.data, 1e-5);
-        EXPECT_CLOSE_NORMWISE(tag + "dw", dbl(dw), g.w.data, 1e-5);
-        EXPECT_CLOSE_NORMWISE(tag + "db", dbl(db), g.b.data, 1e-5);
-        std::vector<double> rstd_ref;
-        for (double r : cache.rstd) rstd_ref.push_back(r);
-        EXPECT_CLOSE_NORMWISE(tag + "rstd", dbl(rstd), rstd_ref, 1e-6);
-      }
+          F32 wf(w), bf(b);
+          F32 mean(size_t(rows), NAN), rstd(size_t(rows), NAN), dw(size_t(C), NAN),
+              db(size_t(C), NAN);
+          Buf xb(x, st.x), y(n, st.y), dyb(dy, st.y), dx(n, st.x);
+          cuda::layer_norm_forward(xb.data(), st.x, wf.data(), bf.data(), y.data(), st.y,
+                                   mean.data(), rstd.data(), rows, C, 1e-5f, nullptr);
+          F32 scratch(size_t(cuda::layer_norm_backward_scratch(rows, C)), NAN);
+          cuda::layer_norm_backward(dyb.data(), st.y, xb.data(), st.x, wf.data(), mean.data(),
+                                    rstd.data(), dx.data(), dw.data(), db.data(), scratch.data(),
+                                    rows, C, nullptr);
+          // float32 arithmetic: 1e-5 normwise (as diff_layer_norm); a value stored as bf16 is
+          // rounded once (2^-9 relative): 4e-3.
+          EXPECT_CLOSE_NORMWISE(tag + "y", y.values(), y_ref.data,
+                                st.y == Dtype::kF32 ? 1e-5 : 4e-3);
+          EXPECT_CLOSE_NORMWISE(tag + "dx", dx.values(), dx_ref.data,
+                                st.x == Dtype::kF32 ? 1e-5 : 4e-3);
+          EXPECT_CLOSE_NORMWISE(tag + "dw", dbl(dw), g.w.data, 1e-5);
+          EXPECT_CLOSE_NORMWISE(tag + "db", dbl(db), g.b.data, 1e-5);
+          const std::vector<double> mean_ref(cache.mean.begin(), cache.mean.end()),
+              rstd_ref(cache.rstd.begin(), cache.rstd.end());
+          EXPECT_CLOSE_NORMWISE(tag + "mean", dbl(mean), mean_ref, 1e-6);
+          EXPECT_CLOSE_NORMWISE(tag + "rstd", dbl(rstd), rstd_ref, 1e-6);
+        }
+  }
+  hacm_emu::set_multiprocessors(132);
 }
 
 // The residual form against the unfused addition + LayerNorm it replaces, bit for bit (the
@@ -254,16 +274,16 @@ TEST(EmuGeluBackward, MatchesReference) {
 
 // ---- The Poincaré map of the tokens (kernels/hyperbolic.cu) ----
 
-// Rows of norm ~0.1 to ~30 (the last ones beyond the projection's threshold, where float32's
-// tanh rounds to 1) and a zero row, at every compiled width.
+// Rows of norms from ~1e-3 (the backward's Taylor branch, below 0.1) to ~7e3 (where float32's
+// tanh is 1 and the projection fires) and a zero row, at every compiled width.
 TEST(EmuExpmapProjection, MatchesReference) {
   for (int64_t C : {64, 128, 256, 512}) {
-    const int64_t rows = 20;
+    const int64_t rows = 24;
     std::vector<double> x = normals(size_t(rows * C), 600 + uint64_t(C));
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t c = 0; c < C; ++c)
-        x[size_t(r * C + c)] =
-            double(float(x[size_t(r * C + c)] * (r == 0 ? 0.0 : 0.01 * std::pow(1.5, double(r)))));
+        x[size_t(r * C + c)] = double(
+            float(x[size_t(r * C + c)] * (r == 0 ? 0.0 : 1e-4 * std::pow(2.0, double(r - 1)))));
     const auto dy = normals(size_t(rows * C), 601);
     const Tensor<double> xr = tensor({rows, C}, x);
     const Tensor<double> y_ref = ref::expmap_with_projection_forward(xr);
@@ -273,30 +293,53 @@ TEST(EmuExpmapProjection, MatchesReference) {
     cuda::expmap_projection_forward(xf.data(), y.data(), rows, C, nullptr);
     cuda::expmap_projection_backward(xf.data(), dyf.data(), dx.data(), rows, C, nullptr);
     const std::string tag = "C=" + std::to_string(C) + " ";
-    // Rows beyond the threshold differ between float32 (projected) and double (tanh < 1): compare
-    // the rows where both take the same branch, float32 rounding of tanh and the norm: 1e-5.
-    std::vector<double> yg, yw, dg, dw;
+    // Rows below norm 8 take the same branch in float32 and double: float32 rounding of tanh and
+    // the norm, 1e-5 (y) and 1e-4 (dx, with the Taylor series below 0.1). Rows above 12 are
+    // saturated in float32 (tanh = 1): y on the ball's boundary, norm 1 - 1e-5 if the projection
+    // fired, else just below 1; dx against the double evaluation of the same limit, the
+    // projection's gradient g1 = k (g - (u·g) u) with u = x / n, k = 1 - 1e-5, then
+    // dx = g1 / n - (x·g1) x / n³ (1e-4: k or 1 where float32's |y| fell just below 1).
+    std::vector<double> yg, yw, dg, dw, sat_got, sat_want;
+    int taylor_rows = 0;
     for (int64_t r = 0; r < rows; ++r) {
       double norm = 0;
       for (int64_t c = 0; c < C; ++c) norm += x[size_t(r * C + c)] * x[size_t(r * C + c)];
-      if (std::sqrt(norm) > 8.0) continue;
-      for (int64_t c = 0; c < C; ++c) {
-        const size_t i = size_t(r * C + c);
-        yg.push_back(y[i]), yw.push_back(y_ref.data[i]), dg.push_back(dx[i]),
-            dw.push_back(dx_ref.data[i]);
+      norm = std::sqrt(norm);
+      if (norm > 0 && norm < 0.1) ++taylor_rows;
+      if (norm <= 8.0) {
+        for (int64_t c = 0; c < C; ++c) {
+          const size_t i = size_t(r * C + c);
+          yg.push_back(y[i]), yw.push_back(y_ref.data[i]), dg.push_back(dx[i]),
+              dw.push_back(dx_ref.data[i]);
+        }
+      } else if (norm >= 12.0) {
+        double ym = 0, ug = 0, xg1 = 0;
+        for (int64_t c = 0; c < C; ++c) {
+          const size_t i = size_t(r * C + c);
+          ym += double(y[i]) * y[i];
+          ug += x[i] / norm * dy[i];
+        }
+        std::vector<double> g1(static_cast<size_t>(C));
+        for (int64_t c = 0; c < C; ++c) {
+          const size_t i = size_t(r * C + c);
+          g1[size_t(c)] = (1 - 1e-5) * (dy[i] - ug * x[i] / norm);
+          xg1 += x[i] * g1[size_t(c)];
+        }
+        for (int64_t c = 0; c < C; ++c) {
+          const size_t i = size_t(r * C + c);
+          sat_got.push_back(dx[i]);
+          sat_want.push_back(g1[size_t(c)] / norm - xg1 * x[i] / (norm * norm * norm));
+        }
+        EXPECT_GE(std::sqrt(ym), 1.0 - 1e-5 - 1e-6) << tag << "row " << r;
+        EXPECT_LT(std::sqrt(ym), 1.0) << tag << "row " << r;
       }
     }
-    ASSERT_GE(yg.size(), size_t(8 * C));
+    ASSERT_GE(taylor_rows, 3) << tag;
+    ASSERT_GE(yg.size(), size_t(12 * C));
+    ASSERT_GE(sat_got.size(), size_t(6 * C));
     EXPECT_CLOSE_NORMWISE(tag + "y", yg, yw, 1e-5);
     EXPECT_CLOSE_NORMWISE(tag + "dx", dg, dw, 1e-4);
-    // Saturated rows (tanh = 1 in float32): on the ball's boundary, norm 1 - 1e-5 where the
-    // projection triggered (the float32 norm of tanh(|x|) x / |x| reached 1), else just below 1.
-    for (int64_t r = rows - 3; r < rows; ++r) {
-      double norm = 0;
-      for (int64_t c = 0; c < C; ++c) norm += double(y[size_t(r * C + c)]) * y[size_t(r * C + c)];
-      EXPECT_GE(std::sqrt(norm), 1.0 - 1e-5 - 1e-6) << tag << "row " << r;
-      EXPECT_LT(std::sqrt(norm), 1.0) << tag << "row " << r;
-    }
+    EXPECT_CLOSE_NORMWISE(tag + "saturated dx", sat_got, sat_want, 1e-4);
   }
 }
 
@@ -452,6 +495,13 @@ __global__ void divergent_barrier(float* out) {
   }
   out[threadIdx.x] = 1.f;
 }
+__global__ void mismatched_barriers(float* out) {
+  if (threadIdx.x < 32)
+    __syncthreads();
+  else
+    __syncthreads();
+  out[threadIdx.x] = 1.f;
+}
 __global__ void butterfly(float* out) {
   float v = float(threadIdx.x);
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -478,6 +528,14 @@ TEST(EmuSelf, ShufflesBarriersAndErrors) {
   for (float& v : out) v = NAN;
   hacm_emu::launch("divergent_barrier", dim3(1), dim3(64), [&] { divergent_barrier(out.data()); });
   for (float v : out) EXPECT_EQ(v, 1.f);
+  try {
+    hacm_emu::launch("mismatched_barriers", dim3(1), dim3(64),
+                     [&] { mismatched_barriers(out.data()); });
+    ADD_FAILURE() << "threads at two different __syncthreads passed";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("wait at different places"), std::string::npos)
+        << e.what();
+  }
   EXPECT_THROW(hacm_emu::launch("too_big", dim3(1), dim3(2048), [&] {}), std::runtime_error);
   EXPECT_THROW(hacm_emu::launch("partial_warp", dim3(1), dim3(48), [&] {}), std::runtime_error);
 }

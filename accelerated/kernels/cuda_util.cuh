@@ -10,6 +10,9 @@ namespace hacm::cuda {
 
 // Multiprocessors of the current device (read once): grids aim at a few blocks per multiprocessor.
 inline int multiprocessors() {
+#ifdef HACM_CUDA_EMULATION  // the tests' CPU emulator (tests/cuda_emu) sets it per test
+  return hacm_emu::multiprocessors();
+#else
   static const int sms = [] {
     int dev = 0, n = 0;
     cudaGetDevice(&dev);
@@ -17,6 +20,7 @@ inline int multiprocessors() {
     return std::max(n, 1);
   }();
   return sms;
+#endif
 }
 
 // Throws with the kernel's name and CUDA's message when a launch failed.

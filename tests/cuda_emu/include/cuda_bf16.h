@@ -1,5 +1,5 @@
 // Emulator shim (tests/cuda_emu/include/hacm_emu.h): bfloat16 storage and its conversions, with
-// the device's rounding (to nearest, ties to even; NaN stays NaN).
+// the device's rounding (to nearest, ties to even; every NaN becomes 0x7fff, as on the device).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -22,7 +22,7 @@ inline float __bfloat162float(__nv_bfloat16 h) {
 inline __nv_bfloat16 __float2bfloat16_rn(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return {uint16_t((u >> 16) | 0x40u)};  // quiet NaN
+  if ((u & 0x7fffffffu) > 0x7f800000u) return {uint16_t(0x7fffu)};  // the device's NaN
   u += 0x7fffu + ((u >> 16) & 1u);
   return {uint16_t(u >> 16)};
 }

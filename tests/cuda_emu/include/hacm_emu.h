@@ -5,13 +5,21 @@
 // reaches a barrier (__syncthreads, __syncwarp, a warp shuffle, a WMMA or mma.sync operation),
 // which is one legal CUDA schedule; blocks run one after another. So the kernels' index
 // arithmetic, tile bookkeeping, fragment layouts, reductions and launch configurations are tested
-// on any machine, in CI, without a GPU: what the emulator cannot see are races between barriers,
-// the hardware's summation order inside a tensor-core product and the speed.
-// It also checks what the hardware requires and a test would otherwise miss: shuffles and
-// warp-collective operations with every lane of the warp present, WMMA pointers 32-byte aligned
-// with a leading dimension that is a multiple of 16 bytes, and no block larger than 1024 threads.
-// Errors (and deadlocks: threads waiting at barriers nobody else reaches) throw
-// std::runtime_error from the launch, naming the kernel.
+// on any machine, in CI, without a GPU (not the hardware's summation order inside a tensor-core
+// product, and not the speed).
+// It also checks what the hardware requires and a test would otherwise miss: every lane of a warp
+// present at shuffles and warp-level operations, the threads of a barrier's scope all at the same
+// barrier (call site), WMMA pointers 32-byte aligned with a leading dimension that is a multiple
+// of 16 bytes, no block larger than 1024 threads, no deadlock. Shared memory is refilled with 0xff
+// (NaN) for every block and buffers end at an inaccessible page (emu_memory.h), so reads of
+// unwritten shared memory and accesses past the end show; threads and blocks can run in reverse
+// order (set_reverse_order), so a missing barrier shows in one of the two orders. WMMA stores
+// write a share of the tile per lane and no WMMA operation synchronises, as on the device.
+// Not emulated: the hardware's fused multiply-adds (nvcc contracts a * b + c; this build does
+// not, so results that depend on explicit __f*_rn rounding are not tested here), shared-memory
+// size limits and cudaFuncSetAttribute, partial warps and masks, races that neither order exposes.
+// Errors (and deadlocks) throw std::runtime_error from the launch, naming the kernel, block and
+// thread.
 #pragma once
 #include <cmath>
 #include <cstddef>
@@ -27,7 +35,7 @@ struct dim3 {
   unsigned x, y, z;
   constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
 };
-struct float2 {
+struct __attribute__((aligned(8))) float2 {
   float x, y;
 };
 struct __attribute__((aligned(16))) uint4 {
@@ -68,12 +76,24 @@ void launch(const char* kernel, dim3 grid, dim3 block, size_t smem, F&& body) {
   run(kernel, grid, block, smem, body);
 }
 
+// Where a thread waits: the operation and its call site. Every thread of a barrier's scope must
+// wait at the same one (else the emulator fails: on the hardware, threads at different
+// __syncthreads of one block, or lanes at different warp-level operations, are a bug).
+struct Site {
+  const char* what;
+  const char* file;
+  int line;
+};
 // Barriers of the block and of the calling thread's warp.
-void syncthreads();
-void syncwarp();
+void syncthreads(Site site);
+void syncwarp(Site site);
 // Every lane of the calling warp deposits `bytes` bytes of `mine`; once all 32 have, each gets
 // all 32 deposits in `all` (lane-major). Fails unless the warp has all 32 lanes alive.
-void warp_allgather(const void* mine, void* all, size_t bytes, const char* what);
+void warp_allgather(const void* mine, void* all, size_t bytes, Site site);
+// Marks a __shared__ variable as this block's: the first thread of each block to reach its
+// declaration fills it with 0xff bytes (NaN as float and bf16), so that a read of what no thread
+// of the block wrote shows (cu2cpp.py adds the call after every __shared__ declaration).
+void fresh_shared(void* p, size_t bytes);
 // This thread's index in its warp (threads numbered x fastest, then y, z).
 int lane();
 // The block's dynamic shared memory (128-byte aligned, as large as the launch asked).
@@ -90,11 +110,12 @@ void set_multiprocessors(int n);
 int multiprocessors();
 
 template <typename T>
-T shfl_xor(T v, int lane_mask) {
+T shfl_xor(T v, int lane_mask, Site site) {
   static_assert(sizeof(T) <= 8, "shuffle of more than 8 bytes");
+  if (lane_mask < 0 || lane_mask > 31) fail("__shfl_xor_sync: lane mask outside 0..31");
   T all[32];
-  warp_allgather(&v, all, sizeof(T), "__shfl_xor_sync");
-  return all[(lane() ^ lane_mask) & 31];
+  warp_allgather(&v, all, sizeof(T), site);
+  return all[lane() ^ lane_mask];
 }
 
 }  // namespace hacm_emu
@@ -108,24 +129,28 @@ T shfl_xor(T v, int lane_mask) {
 #define __forceinline__ inline
 #define __launch_bounds__(...)
 #define __align__(n) __attribute__((aligned(n)))
-// Shared memory: one instance per kernel, reused by the blocks that run one after another.
+// Shared memory: one instance per kernel, reused by the blocks that run one after another and
+// refilled with 0xff for each (hacm_emu::fresh_shared).
 #define __shared__ static
 #define threadIdx (::hacm_emu::ids().thread)
 #define blockIdx (::hacm_emu::ids().block)
 #define blockDim (::hacm_emu::ids().block_dim)
 #define gridDim (::hacm_emu::ids().grid_dim)
 
-inline void __syncthreads() {
-  hacm_emu::syncthreads();
+// The call site comes from GCC's __builtin_FILE / __builtin_LINE as default arguments.
+inline void __syncthreads(const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  hacm_emu::syncthreads({"__syncthreads", file, line});
 }
-inline void __syncwarp(unsigned mask = 0xffffffffu) {
+inline void __syncwarp(unsigned mask = 0xffffffffu, const char* file = __builtin_FILE(),
+                       int line = __builtin_LINE()) {
   if (mask != 0xffffffffu) hacm_emu::fail("__syncwarp with a partial mask (not emulated)");
-  hacm_emu::syncwarp();
+  hacm_emu::syncwarp({"__syncwarp", file, line});
 }
 template <typename T>
-T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32) {
+T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32,
+                  const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
   if (mask != 0xffffffffu || width != 32) hacm_emu::fail("__shfl_xor_sync: partial mask or width");
-  return hacm_emu::shfl_xor(v, lane_mask);
+  return hacm_emu::shfl_xor(v, lane_mask, {"__shfl_xor_sync", file, line});
 }
 // Threads of a block run one at a time: atomics are plain read-modify-writes.
 inline float atomicAdd(float* p, float v) {

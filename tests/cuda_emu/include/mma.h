@@ -2,8 +2,8 @@
 // bf16 operands, float accumulators) and the mma.sync.m16n8k16 bf16 product that
 // accelerated/kernels/attention.cu issues as inline PTX (its HACM_CUDA_EMULATION branch calls
 // hacm_emu::mma_m16n8k16_bf16). WMMA fragments are opaque on the device; here every lane holds the
-// whole tile, and each operation is a warp-collective step (all 32 lanes, a barrier first, as the
-// hardware converges the warp). Products are exact in float32 and summed in k order.
+// whole tile (loads read all of it, stores write a share of it per lane, no barrier: the kernel's
+// own __syncwarp calls order them). Products are exact in float32 and summed in k order.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -49,14 +49,14 @@ inline float value(const __nv_bfloat16* p) {
 inline float value(const float* p) {
   return *p;
 }
+// No barrier here: on the device a lane's load sees other lanes' earlier stores only after a
+// __syncwarp (or __syncthreads), so the emulator does not supply one (a missing one then shows).
 template <typename T>
 void check(const T* p, unsigned ldm, const char* what) {
   if (reinterpret_cast<uintptr_t>(p) % 32 != 0)
     hacm_emu::fail(std::string(what) + ": pointer not 32-byte aligned");
   if ((ldm * sizeof(T)) % 16 != 0)
     hacm_emu::fail(std::string(what) + ": leading dimension not a multiple of 16 bytes");
-  char token = 0, all[32];
-  hacm_emu::warp_allgather(&token, all, 1, what);  // warp-collective: every lane, converged
 }
 template <typename F, typename T>
 void load(F& f, const T* p, unsigned ldm, bool row_major) {
@@ -84,16 +84,19 @@ template <int M, int N, int K>
 void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm,
                        layout_t layout) {
   detail::check(p, ldm, "wmma::store_matrix_sync");
+  // Each lane writes its share of the tile (element e by lane e % 32), as the opaque device
+  // layout spreads the tile over the lanes: a read of the tile by another lane before a
+  // __syncwarp then sees missing values in one of the thread orders.
+  const int me = hacm_emu::lane();
   for (int r = 0; r < M; ++r)
     for (int c = 0; c < N; ++c)
-      (layout == mem_row_major ? p[r * ldm + c] : p[c * ldm + r]) = f.v[r * N + c];
+      if ((r * N + c) % 32 == me)
+        (layout == mem_row_major ? p[r * ldm + c] : p[c * ldm + r]) = f.v[r * N + c];
 }
 template <int M, int N, int K, typename T, typename LA, typename LB>
 void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a, M, N, K, T, LA>& a,
               const fragment<matrix_b, M, N, K, T, LB>& b,
               const fragment<accumulator, M, N, K, float>& c) {
-  char token = 0, all[32];
-  hacm_emu::warp_allgather(&token, all, 1, "wmma::mma_sync");
   float out[M * N];
   for (int i = 0; i < M; ++i)
     for (int j = 0; j < N; ++j) {
@@ -118,7 +121,7 @@ inline void mma_m16n8k16_bf16(float (&d)[4], const uint32_t (&a)[4], uint32_t b0
   struct Regs {
     uint32_t a[4], b[2];
   } mine{{a[0], a[1], a[2], a[3]}, {b0, b1}}, all[32];
-  warp_allgather(&mine, all, sizeof(Regs), "mma.sync.m16n8k16");
+  warp_allgather(&mine, all, sizeof(Regs), {"mma.sync.m16n8k16", __FILE__, __LINE__});
   auto half = [](uint32_t r, int hi) {
     return __bfloat162float(__nv_bfloat16{uint16_t(hi ? r >> 16 : r & 0xffffu)});
   };
