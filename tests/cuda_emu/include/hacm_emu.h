@@ -14,7 +14,10 @@
 // (NaN) for every block and buffers end at an inaccessible page (emu_memory.h), so reads of
 // unwritten shared memory and accesses past the end show; threads and blocks can run in reverse
 // order (set_reverse_order), so a missing barrier shows in one of the two orders. WMMA stores
-// write a share of the tile per lane and no WMMA operation synchronises, as on the device.
+// write a share of the tile per lane and no WMMA operation synchronises, as on the device. The
+// kernels are built with UndefinedBehaviorSanitizer (tests/CMakeLists.txt): misaligned vector
+// accesses, indices outside fixed-size arrays (shared tiles, per-lane arrays) and signed overflow
+// in index arithmetic stop the test with the file and line.
 // Not emulated: the hardware's fused multiply-adds (nvcc contracts a * b + c; this build does
 // not, so results that depend on explicit __f*_rn rounding are not tested here), shared-memory
 // size limits and cudaFuncSetAttribute, partial warps and masks, races that neither order exposes.
