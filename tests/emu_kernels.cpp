@@ -417,16 +417,16 @@ std::vector<double> part_of(const std::vector<double>& packed, int part, int64_t
 
 }  // namespace
 
-// Token counts around the 64-token tiles with two heads (d = 64) and two sequences, and the
-// model's eight heads (d = 256) at an encoder's 86 tokens; scores spread over ~±6 so the softmax
-// is far from uniform. Both forward kernels (registers / WMMA) and, for training, every pairing
-// with both backward kernels (the lse units are shared).
+// Token counts around the 64-token tiles with two heads (d = 64) and two sequences, the model's
+// eight heads (d = 256) at an encoder's 86 tokens, one head at the decoder's 432 (seven tiles);
+// scores spread over ~±6 so the softmax is far from uniform. Both forward kernels (registers /
+// WMMA) and, for training, every pairing with both backward kernels (the lse units are shared).
 TEST(EmuAttention, ForwardAndBackwardMatchDouble) {
   struct Shape {
     int64_t B, heads, n;
   };
-  const std::vector<Shape> shapes = {{2, 2, 1},  {2, 2, 7},   {2, 2, 64},
-                                     {2, 2, 65}, {2, 2, 100}, {1, 8, 86}};
+  const std::vector<Shape> shapes = {{2, 2, 1},   {2, 2, 7},  {2, 2, 64}, {2, 2, 65},
+                                     {2, 2, 100}, {1, 8, 86}, {1, 1, 432}};
   // Between barriers the threads run in index order, then in reverse (a missing barrier shows
   // in one of the two).
   for (bool reverse : {false, true}) {
