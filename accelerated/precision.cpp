@@ -1,10 +1,12 @@
 #include "accelerated/precision.h"
 
 #include <ATen/Context.h>
+#include <ATen/Version.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/cuda/CUDAContext.h>
 
 #include <cstdio>
+#include <fstream>
 #include <stdexcept>
 
 namespace hacm::accel {
@@ -29,7 +31,18 @@ const char* precision_name(Precision p) {
 }
 
 std::string device_description(c10::Device device) {
-  if (!device.is_cuda()) return "cpu";
+  if (!device.is_cuda()) {
+    // The processor and the vector instructions torch's CPU kernels dispatch to: results of the
+    // accelerated backend on the CPU differ in the last bits between capabilities (e.g. AVX2 and
+    // AVX512 kernels sum in different orders), so a result says which it used.
+    std::string model;
+    std::ifstream cpuinfo("/proc/cpuinfo");
+    for (std::string line; model.empty() && std::getline(cpuinfo, line);)
+      if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos)
+        model = line.substr(line.find(':') + 2);
+    return "cpu (" + (model.empty() ? std::string("unknown processor") : model) +
+           "; torch kernels " + at::get_cpu_capability() + ")";
+  }
   const int index = device.has_index() ? device.index() : at::cuda::current_device();
   const cudaDeviceProp* p = at::cuda::getDeviceProperties(index);
   char text[320];

@@ -17,9 +17,9 @@ enum class Precision { kFp32, kTf32, kBf16 };
 Precision parse_precision(const std::string& name);
 const char* precision_name(Precision p);
 
-// The device in words, for result files and benchmark context: "cpu", or the GPU's name with its
-// compute capability and memory, e.g. "NVIDIA H100 80GB HBM3 (sm_90, 79.2 GiB)" (a result's
-// "device": "cuda" alone does not say which GPU made it).
+// The device in words, for result files and benchmark context: the GPU's name with its compute
+// capability and memory, e.g. "NVIDIA H100 80GB HBM3 (sm_90, 79.2 GiB)" (a result's "device":
+// "cuda" alone does not say which GPU made it), or "cpu (<processor>; torch kernels AVX2)".
 std::string device_description(c10::Device device);
 
 // TF32 flags of cuBLAS and cuDNN (process-wide): on for tf32, off otherwise (bf16 keeps what is

@@ -96,7 +96,7 @@ run)
     f=$(ls "$T/r_$p"/*.json 2>/dev/null | head -1)
     if [ -n "$f" ] && grep -q '"top1_final"' "$f" && grep -q '"protocol_sha256"' "$f"; then ok "$p result $f"; else bad "$p: no result with top1_final"; fi
   done
-  grep -q '"device_name": "cpu"' "$T"/r_tiny_linear/*.json && ok "device_name recorded" || bad "no device_name"
+  grep -q '"device_name": "cpu (.*; torch kernels [A-Z0-9_]*)"' "$T"/r_tiny_linear/*.json && ok "device_name recorded" || bad "no device_name: $(grep -o '"device_name": [^,]*' "$T"/r_tiny_linear/*.json)"
   grep -q '"linear_random"' "$T"/r_tiny_linear/*.json && ok "random-init baseline recorded" || bad "no linear_random"
   grep -q '"subset_ids"' "$T"/r_tiny_linear/*.json && ok "semi subset ids recorded" || bad "no subset_ids"
   grep -q '"confusion_final"' "$T"/r_tiny_linear/*.json && grep -q '"confusion_final"' "$T"/r_tiny_reference/*.json && ok "confusion matrices recorded (both backends)" || bad "no confusion_final"
