@@ -6,6 +6,7 @@
 
 #include "accelerated/downstream.h"
 #include "accelerated/feeder.h"
+#include "accelerated/fused_attention.h"
 #include "accelerated/fused_linear.h"
 #include "accelerated/hacm.h"
 #include "accelerated/hyperbolic.h"
@@ -63,6 +64,9 @@ void register_accelerated_components(ComponentRegistry& reg) {
            "at::scaled_dot_product_attention; on CUDA in bf16 at head dimension 32 the kernels of "
            "kernels/attention.cu (fused_attention.h: forward only without gradient, forward + "
            "backward for training; by default with the products in registers, mma.sync)");
+  HACM_ACC("attention_core", fused_attention, true,
+           "CUDA, bf16, head dimension 32 (kernels/attention.cu; fused_attention_training for "
+           "the gradient); attention_forward's other paths compute it inside SDPA");
   HACM_ACC("block", block_forward, true, "");
   HACM_ACC("block_stack", block_stack_forward, true,
            "CUDA: each residual addition inside the next LayerNorm (fused_add_layer_norm)");

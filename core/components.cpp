@@ -117,6 +117,12 @@ std::vector<ComponentSpec> build_catalogue() {
        "diff_attention.cpp DifferentialAttention.CudaNoGradPathAgreesWithSdpa",
        "diff_attention.cpp DifferentialAttention.CudaTrainingMatchesDouble",
        "diff_attention.cpp DifferentialAttention.CudaTrainingPathAgreesWithSdpa"}));
+  c.push_back(both("attention_core", "transformer",
+                   "the attention between the two projections: softmax(q kᵀ / sqrt(head dim)) v "
+                   "per head, from the packed qkv projection",
+                   {"emu_kernels.cpp EmuAttention.ForwardAndBackwardMatchDouble",
+                    "diff_attention.cpp DifferentialAttention.CudaForwardMatchesDouble",
+                    "diff_attention.cpp DifferentialAttention.CudaTrainingMatchesDouble"}));
   c.push_back(both("block", "transformer", "pre-LN ViT block: attention + MLP residuals",
                    {"golden_ref_transformer.cpp ReferenceTransformer.Width256ForwardMatchesGolden",
                     "golden_ref_transformer.cpp ReferenceTransformer.Width64BackwardMatchesGolden",

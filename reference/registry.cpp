@@ -64,6 +64,7 @@ void register_reference_components(ComponentRegistry& reg) {
   HACM_REF_PAIR("layernorm", layernorm_forward<double>, layernorm_backward<double>);
   HACM_REF_PAIR("gelu", gelu_forward<double>, gelu_backward<double>);
   HACM_REF_PAIR("attention", attention_forward<double>, attention_backward<double>);
+  HACM_REF_PAIR("attention_core", attention_core_forward<double>, attention_core_backward<double>);
   HACM_REF_PAIR("block", block_forward<double>, block_backward<double>);
   HACM_REF_INLINE("block_stack", hacm_forward<double>, hacm_backward<double>,
                   "the encoder's loop of block_forward + layernorm_forward; also mamp_forward, "

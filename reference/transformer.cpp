@@ -249,13 +249,12 @@ Tensor<T> gelu_backward(const Tensor<T>& x, const Tensor<T>& gout) {
 
 // ---------------------------------------------------------------------------------------------
 template <class T>
-Tensor<T> attention_forward(const Tensor<T>& x, const LinearParams<T>& qkv_p,
-                            const LinearParams<T>& proj_p, int heads, AttentionCache<T>* cache) {
-  need(x.ndim() == 3, "attention_forward: want [B,N,C], got " + shape_str(x.shape));
-  const int64_t B = x.dim(0), N = x.dim(1), C = x.dim(2), H = heads, hd = C / H;
+Tensor<T> attention_core_forward(const Tensor<T>& qkv, int heads, Tensor<T>* probs_out) {
+  need(qkv.ndim() == 3 && qkv.dim(2) % 3 == 0,
+       "attention_core_forward: want [B,N,3C], got " + shape_str(qkv.shape));
+  const int64_t B = qkv.dim(0), N = qkv.dim(1), C = qkv.dim(2) / 3, H = heads, hd = C / H;
   need(H > 0 && C % H == 0, "attention_forward: width not divisible by heads");
   const T scale = T(std::pow(double(hd), -0.5));
-  Tensor<T> qkv = linear_forward(x, qkv_p);  // [B, N, 3C]: (3, H, hd) per token
   Tensor<T> probs({B, H, N, N}), ctx({B, N, C});
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h) {
@@ -273,6 +272,17 @@ Tensor<T> attention_forward(const Tensor<T>& x, const LinearParams<T>& qkv_p,
       }
       MapRS<T>(ctx.ptr() + b * N * C + h * hd, N, hd, Eigen::OuterStride<>(C)).noalias() = P * V;
     }
+  *probs_out = std::move(probs);
+  return ctx;
+}
+
+template <class T>
+Tensor<T> attention_forward(const Tensor<T>& x, const LinearParams<T>& qkv_p,
+                            const LinearParams<T>& proj_p, int heads, AttentionCache<T>* cache) {
+  need(x.ndim() == 3, "attention_forward: want [B,N,C], got " + shape_str(x.shape));
+  Tensor<T> qkv = linear_forward(x, qkv_p);  // [B, N, 3C]: (3, H, hd) per token
+  Tensor<T> probs;
+  Tensor<T> ctx = attention_core_forward(qkv, heads, &probs);
   Tensor<T> out = linear_forward(ctx, proj_p);
   if (cache) {
     cache->qkv = std::move(qkv);
@@ -284,24 +294,21 @@ Tensor<T> attention_forward(const Tensor<T>& x, const LinearParams<T>& qkv_p,
 
 // Per head: gP = gO Vᵀ, gV = Pᵀ gO, gS = P ∘ (gP − rowsum(gP ∘ P)), gQ = gS K·s, gK = gSᵀ Q·s.
 template <class T>
-Tensor<T> attention_backward(const Tensor<T>& x, const LinearParams<T>& qkv_p,
-                             const LinearParams<T>& proj_p, int heads, const AttentionCache<T>& c,
-                             const Tensor<T>& gout, LinearParams<T>& g_qkv,
-                             LinearParams<T>& g_proj) {
-  const int64_t B = x.dim(0), N = x.dim(1), C = x.dim(2), H = heads, hd = C / H;
+Tensor<T> attention_core_backward(const Tensor<T>& qkv, const Tensor<T>& probs,
+                                  const Tensor<T>& gctx, int heads) {
+  const int64_t B = qkv.dim(0), N = qkv.dim(1), C = qkv.dim(2) / 3, H = heads, hd = C / H;
   const T scale = T(std::pow(double(hd), -0.5));
-  Tensor<T> gctx = linear_backward(c.ctx, proj_p, gout, g_proj);
   Tensor<T> gqkv({B, N, 3 * C});
   MatR<T> gP(N, N), gS(N, N);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h) {
       const int64_t off = b * N * 3 * C + h * hd;
       const Eigen::OuterStride<> s3(3 * C);
-      CMapRS<T> Q(c.qkv.ptr() + off, N, hd, s3), K(c.qkv.ptr() + off + C, N, hd, s3),
-          V(c.qkv.ptr() + off + 2 * C, N, hd, s3);
+      CMapRS<T> Q(qkv.ptr() + off, N, hd, s3), K(qkv.ptr() + off + C, N, hd, s3),
+          V(qkv.ptr() + off + 2 * C, N, hd, s3);
       MapRS<T> gQ(gqkv.ptr() + off, N, hd, s3), gK(gqkv.ptr() + off + C, N, hd, s3),
           gV(gqkv.ptr() + off + 2 * C, N, hd, s3);
-      CMapR<T> P(c.probs.ptr() + (b * H + h) * N * N, N, N);
+      CMapR<T> P(probs.ptr() + (b * H + h) * N * N, N, N);
       CMapRS<T> gO(gctx.ptr() + b * N * C + h * hd, N, hd, Eigen::OuterStride<>(C));
       gP.noalias() = gO * V.transpose();
       gV.noalias() = P.transpose() * gO;
@@ -313,7 +320,16 @@ Tensor<T> attention_backward(const Tensor<T>& x, const LinearParams<T>& qkv_p,
       gQ.noalias() = gS * K;
       gK.noalias() = gS.transpose() * Q;
     }
-  return linear_backward(x, qkv_p, gqkv, g_qkv);
+  return gqkv;
+}
+
+template <class T>
+Tensor<T> attention_backward(const Tensor<T>& x, const LinearParams<T>& qkv_p,
+                             const LinearParams<T>& proj_p, int heads, const AttentionCache<T>& c,
+                             const Tensor<T>& gout, LinearParams<T>& g_qkv,
+                             LinearParams<T>& g_proj) {
+  Tensor<T> gctx = linear_backward(c.ctx, proj_p, gout, g_proj);
+  return linear_backward(x, qkv_p, attention_core_backward(c.qkv, c.probs, gctx, heads), g_qkv);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -359,35 +375,38 @@ Tensor<T> block_backward(const Tensor<T>& x, const BlockParams<T>& p, int heads,
   return gx;
 }
 
-#define HACM_INSTANTIATE(T)                                                                      \
-  template LinearParams<T> load_linear(const Checkpoint<T>&, const std::string&, int64_t,        \
-                                       int64_t);                                                 \
-  template LayerNormParams<T> load_layernorm(const Checkpoint<T>&, const std::string&, int64_t); \
-  template BlockParams<T> load_block(const Checkpoint<T>&, const std::string&, int64_t);         \
-  template EncoderParams<T> load_encoder(const Checkpoint<T>&, int64_t, int64_t&);               \
-  template int64_t count_blocks(const Checkpoint<T>&, const std::string&);                       \
-  template BlockParams<T> zeros_like(const BlockParams<T>&);                                     \
-  template void export_block(const BlockParams<T>&, const std::string&,                          \
-                             std::map<std::string, Tensor<T>>&);                                 \
-  template Tensor<T> linear_forward(const Tensor<T>&, const LinearParams<T>&);                   \
-  template Tensor<T> linear_backward(const Tensor<T>&, const LinearParams<T>&, const Tensor<T>&, \
-                                     LinearParams<T>&);                                          \
-  template Tensor<T> layernorm_forward(const Tensor<T>&, const LayerNormParams<T>&, double,      \
-                                       LayerNormCache<T>*);                                      \
-  template Tensor<T> layernorm_backward(const Tensor<T>&, const LayerNormParams<T>&,             \
-                                        const LayerNormCache<T>&, const Tensor<T>&,              \
-                                        LayerNormParams<T>&);                                    \
-  template Tensor<T> gelu_forward(const Tensor<T>&);                                             \
-  template Tensor<T> gelu_backward(const Tensor<T>&, const Tensor<T>&);                          \
-  template Tensor<T> attention_forward(const Tensor<T>&, const LinearParams<T>&,                 \
-                                       const LinearParams<T>&, int, AttentionCache<T>*);         \
-  template Tensor<T> attention_backward(const Tensor<T>&, const LinearParams<T>&,                \
-                                        const LinearParams<T>&, int, const AttentionCache<T>&,   \
-                                        const Tensor<T>&, LinearParams<T>&, LinearParams<T>&);   \
-  template Tensor<T> block_forward(const Tensor<T>&, const BlockParams<T>&, int, BlockCache<T>*, \
-                                   double, const BranchScales<T>*);                              \
-  template Tensor<T> block_backward(const Tensor<T>&, const BlockParams<T>&, int,                \
-                                    const BlockCache<T>&, const Tensor<T>&, BlockParams<T>&,     \
+#define HACM_INSTANTIATE(T)                                                                        \
+  template LinearParams<T> load_linear(const Checkpoint<T>&, const std::string&, int64_t,          \
+                                       int64_t);                                                   \
+  template LayerNormParams<T> load_layernorm(const Checkpoint<T>&, const std::string&, int64_t);   \
+  template BlockParams<T> load_block(const Checkpoint<T>&, const std::string&, int64_t);           \
+  template EncoderParams<T> load_encoder(const Checkpoint<T>&, int64_t, int64_t&);                 \
+  template int64_t count_blocks(const Checkpoint<T>&, const std::string&);                         \
+  template BlockParams<T> zeros_like(const BlockParams<T>&);                                       \
+  template void export_block(const BlockParams<T>&, const std::string&,                            \
+                             std::map<std::string, Tensor<T>>&);                                   \
+  template Tensor<T> linear_forward(const Tensor<T>&, const LinearParams<T>&);                     \
+  template Tensor<T> linear_backward(const Tensor<T>&, const LinearParams<T>&, const Tensor<T>&,   \
+                                     LinearParams<T>&);                                            \
+  template Tensor<T> layernorm_forward(const Tensor<T>&, const LayerNormParams<T>&, double,        \
+                                       LayerNormCache<T>*);                                        \
+  template Tensor<T> layernorm_backward(const Tensor<T>&, const LayerNormParams<T>&,               \
+                                        const LayerNormCache<T>&, const Tensor<T>&,                \
+                                        LayerNormParams<T>&);                                      \
+  template Tensor<T> gelu_forward(const Tensor<T>&);                                               \
+  template Tensor<T> gelu_backward(const Tensor<T>&, const Tensor<T>&);                            \
+  template Tensor<T> attention_forward(const Tensor<T>&, const LinearParams<T>&,                   \
+                                       const LinearParams<T>&, int, AttentionCache<T>*);           \
+  template Tensor<T> attention_backward(const Tensor<T>&, const LinearParams<T>&,                  \
+                                        const LinearParams<T>&, int, const AttentionCache<T>&,     \
+                                        const Tensor<T>&, LinearParams<T>&, LinearParams<T>&);     \
+  template Tensor<T> attention_core_forward(const Tensor<T>&, int, Tensor<T>*);                    \
+  template Tensor<T> attention_core_backward(const Tensor<T>&, const Tensor<T>&, const Tensor<T>&, \
+                                             int);                                                 \
+  template Tensor<T> block_forward(const Tensor<T>&, const BlockParams<T>&, int, BlockCache<T>*,   \
+                                   double, const BranchScales<T>*);                                \
+  template Tensor<T> block_backward(const Tensor<T>&, const BlockParams<T>&, int,                  \
+                                    const BlockCache<T>&, const Tensor<T>&, BlockParams<T>&,       \
                                     double);
 HACM_INSTANTIATE(float)
 HACM_INSTANTIATE(double)

@@ -146,6 +146,15 @@ template <class T>
 Tensor<T> attention_forward(const Tensor<T>& x, const LinearParams<T>& qkv,
                             const LinearParams<T>& proj, int heads,
                             AttentionCache<T>* cache = nullptr);
+// The part between the two projections, for callers that hold the packed projection (the CUDA
+// attention kernels' tests): qkv [B, N, 3C] ((q|k|v, head, C/H) per token) -> ctx [B, N, C] =
+// softmax(q kᵀ · (C/H)^-0.5) v per head, heads side by side; probs [B, H, N, N] (resized).
+template <class T>
+Tensor<T> attention_core_forward(const Tensor<T>& qkv, int heads, Tensor<T>* probs);
+// qkv [B, N, 3C], probs [B, H, N, N] from the forward, gctx [B, N, C] -> gqkv [B, N, 3C].
+template <class T>
+Tensor<T> attention_core_backward(const Tensor<T>& qkv, const Tensor<T>& probs,
+                                  const Tensor<T>& gctx, int heads);
 // x [B, N, C] (forward input), gout [B, N, C] -> gx [B, N, C]; g_qkv, g_proj accumulated.
 template <class T>
 Tensor<T> attention_backward(const Tensor<T>& x, const LinearParams<T>& qkv,

@@ -10,6 +10,7 @@
 #include <emu_memory.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -347,63 +348,32 @@ TEST(EmuExpmapProjection, MatchesReference) {
 
 namespace {
 
-// softmax(q kᵀ / sqrt(32)) v per head in double from qkv [B, N, 3d]; also each row's log2 of the
-// softmax denominator in the kernel's units (log2 sum 2^(s · log2(e) / sqrt(32))), and, given
-// dout [B, N, d], the gradient of qkv.
+// The reference attention (ref::attention_core_forward / _backward, float64) of qkv [B, N, 3d]:
+// out [B, N, d], the gradient of qkv for dout [B, N, d], and each row's log2 of the softmax
+// denominator in the kernel's units (log2 sum 2^(s · log2(e) / sqrt(32))), from a key j where
+// P_ij is largest: s_ij / sqrt(32) - ln P_ij, over ln 2.
 struct AttentionRef {
   std::vector<double> out, lse, dqkv;
 };
 AttentionRef attention_double(const std::vector<double>& qkv, const std::vector<double>& dout,
                               int64_t B, int64_t N, int64_t heads) {
-  const int64_t d = 32 * heads, hd = 32;
-  const double scale = 1.0 / std::sqrt(32.0);
-  AttentionRef r{std::vector<double>(size_t(B * N * d)), std::vector<double>(size_t(B * heads * N)),
-                 std::vector<double>(size_t(B * N * 3 * d), 0.0)};
-  auto at = [&](int64_t b, int64_t i, int part, int64_t h, int64_t c) {
-    return size_t((b * N + i) * 3 * d + part * d + h * hd + c);
-  };
+  const int64_t d = 32 * heads;
+  const Tensor<double> q = tensor({B, N, 3 * d}, qkv);
+  Tensor<double> probs;
+  AttentionRef r;
+  r.out = ref::attention_core_forward(q, int(heads), &probs).data;
+  r.dqkv = ref::attention_core_backward(q, probs, tensor({B, N, d}, dout), int(heads)).data;
   for (int64_t b = 0; b < B; ++b)
-    for (int64_t h = 0; h < heads; ++h) {
-      std::vector<double> P(size_t(N * N)), dP(size_t(N * N));
+    for (int64_t h = 0; h < heads; ++h)
       for (int64_t i = 0; i < N; ++i) {
-        double m = -INFINITY;
-        for (int64_t j = 0; j < N; ++j) {
-          double s = 0;
-          for (int64_t c = 0; c < hd; ++c) s += qkv[at(b, i, 0, h, c)] * qkv[at(b, j, 1, h, c)];
-          P[size_t(i * N + j)] = s * scale;
-          m = std::max(m, s * scale);
-        }
-        double l = 0;
-        for (int64_t j = 0; j < N; ++j) l += std::exp(P[size_t(i * N + j)] - m);
-        for (int64_t j = 0; j < N; ++j)
-          P[size_t(i * N + j)] = std::exp(P[size_t(i * N + j)] - m) / l;
-        r.lse[size_t((b * heads + h) * N + i)] = (m + std::log(l)) / std::log(2.0);
-        for (int64_t c = 0; c < hd; ++c) {
-          double o = 0;
-          for (int64_t j = 0; j < N; ++j) o += P[size_t(i * N + j)] * qkv[at(b, j, 2, h, c)];
-          r.out[size_t((b * N + i) * d + h * hd + c)] = o;
-        }
+        const double* p = probs.data.data() + ((b * heads + h) * N + i) * N;
+        const int64_t j = std::max_element(p, p + N) - p;
+        double s = 0;
+        for (int64_t c = 0; c < 32; ++c)
+          s += qkv[size_t((b * N + i) * 3 * d + h * 32 + c)] *
+               qkv[size_t((b * N + j) * 3 * d + d + h * 32 + c)];
+        r.lse.push_back((s / std::sqrt(32.0) - std::log(p[j])) / std::log(2.0));
       }
-      // dV = Pᵀ dO; dP = dO Vᵀ; dS = P (dP - rowsum(P dP)); dQ = dS K s; dK = dSᵀ Q s.
-      for (int64_t i = 0; i < N; ++i) {
-        double rowsum = 0;
-        for (int64_t j = 0; j < N; ++j) {
-          double v = 0;
-          for (int64_t c = 0; c < hd; ++c)
-            v += dout[size_t((b * N + i) * d + h * hd + c)] * qkv[at(b, j, 2, h, c)];
-          dP[size_t(i * N + j)] = v;
-          rowsum += v * P[size_t(i * N + j)];
-        }
-        for (int64_t j = 0; j < N; ++j) {
-          const double p = P[size_t(i * N + j)], ds = p * (dP[size_t(i * N + j)] - rowsum) * scale;
-          for (int64_t c = 0; c < hd; ++c) {
-            r.dqkv[at(b, j, 2, h, c)] += p * dout[size_t((b * N + i) * d + h * hd + c)];
-            r.dqkv[at(b, i, 0, h, c)] += ds * qkv[at(b, j, 1, h, c)];
-            r.dqkv[at(b, j, 1, h, c)] += ds * qkv[at(b, i, 0, h, c)];
-          }
-        }
-      }
-    }
   return r;
 }
 
