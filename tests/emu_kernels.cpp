@@ -94,6 +94,14 @@ Tensor<double> tensor(std::vector<int64_t> shape, const std::vector<double>& v) 
   return t;
 }
 
+// Column sums of a row-major [rows, cols] matrix, in double.
+std::vector<double> column_sums(const std::vector<double>& v, int64_t rows, int64_t cols) {
+  std::vector<double> s(static_cast<size_t>(cols), 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) s[size_t(c)] += v[size_t(r * cols + c)];
+  return s;
+}
+
 const char* name(Dtype t) {
   return t == Dtype::kF32 ? "f32" : "bf16";
 }
@@ -234,9 +242,7 @@ TEST(EmuColumnSum, MatchesDoubleSums) {
           ASSERT_TRUE(cuda::column_sum_supports(cols, xb.data()));
           F32 out(size_t(cols), NAN), scratch(size_t(cuda::column_sum_scratch(rows, cols)), NAN);
           cuda::column_sum(xb.data(), t, rows, cols, out.data(), scratch.data(), nullptr);
-          std::vector<double> want(size_t(cols), 0.0);
-          for (int64_t r = 0; r < rows; ++r)
-            for (int64_t c = 0; c < cols; ++c) want[size_t(c)] += x[size_t(r * cols + c)];
+          const std::vector<double> want = column_sums(x, rows, cols);
           // float32 sums of exact values over <= 300 rows: ~1e-7 relative; bound 1e-5 normwise.
           EXPECT_CLOSE_NORMWISE(tag, dbl(out), want, 1e-5);
         }
@@ -266,10 +272,7 @@ TEST(EmuGeluBackward, MatchesReference) {
       // stored dh in float32: against the sums of the reference's dh, the same bounds.
       const double bound = t == Dtype::kF32 ? 1e-5 : 4e-3;
       EXPECT_CLOSE_NORMWISE(tag + "dh", dh.values(), dh_ref.data, bound);
-      std::vector<double> db_ref(size_t(cols), 0.0);
-      for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c = 0; c < cols; ++c) db_ref[size_t(c)] += dh_ref.data[size_t(r * cols + c)];
-      EXPECT_CLOSE_NORMWISE(tag + "db", dbl(db), db_ref, bound);
+      EXPECT_CLOSE_NORMWISE(tag + "db", dbl(db), column_sums(dh_ref.data, rows, cols), bound);
     }
 }
 
